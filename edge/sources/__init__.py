@@ -1,0 +1,1 @@
+"""Sample sources behind one interface (see :mod:`.base`)."""

@@ -1,0 +1,102 @@
+"""MQTT topic names (contract v1). Pure string work, no networking.
+
+Every station has one prefix, ``hipstride/v1/<station>/``, under which:
+
+=============================  ======  ========  ==============================================
+topic                          QoS     retained  payload
+=============================  ======  ========  ==============================================
+``frames/<stream>``            1       no        binary frame (:mod:`hipstride.frames`)
+``streams/<stream>``           1       yes       stream description, JSON (:mod:`hipstride.streams`)
+``status``                     1       yes       agent status JSON; the last-will says offline
+``control``                    1       no        commands to the station (start/stop/mark/...)
+``live``                       0       no        live metrics from the pipeline
+``cues``                       1       no        cues from the pipeline
+=============================  ======  ========  ==============================================
+
+A broker ACL can then confine a station's account to ``hipstride/v1/<station>/#``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+ROOT = "hipstride/v1"
+STATION_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+FRAMES = "frames"
+STREAMS = "streams"
+STATUS = "status"
+CONTROL = "control"
+LIVE = "live"
+CUES = "cues"
+KINDS = (FRAMES, STREAMS, STATUS, CONTROL, LIVE, CUES)
+_PER_STREAM = (FRAMES, STREAMS)
+
+
+def check_station(station: str) -> str:
+    """Return ``station`` if it is a valid station id, else raise ValueError saying why."""
+    if not STATION_ID.match(station):
+        raise ValueError(
+            f"station id {station!r} is not valid: use 1-32 lower-case letters, digits, '-' or "
+            "'_', starting with a letter or digit (e.g. 'treadmill-1')"
+        )
+    return station
+
+
+def prefix(station: str) -> str:
+    return f"{ROOT}/{check_station(station)}"
+
+
+def frames(station: str, stream: str) -> str:
+    return f"{prefix(station)}/{FRAMES}/{stream}"
+
+
+def stream_description(station: str, stream: str) -> str:
+    return f"{prefix(station)}/{STREAMS}/{stream}"
+
+
+def status(station: str) -> str:
+    return f"{prefix(station)}/{STATUS}"
+
+
+def control(station: str) -> str:
+    return f"{prefix(station)}/{CONTROL}"
+
+
+def live(station: str) -> str:
+    return f"{prefix(station)}/{LIVE}"
+
+
+def cues(station: str) -> str:
+    return f"{prefix(station)}/{CUES}"
+
+
+def subscription(kind: str, station: str | None = None) -> str:
+    """Wildcard filter for one kind of topic, for one station or (``None``) for all."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown topic kind {kind!r}; expected one of {KINDS}")
+    who = "+" if station is None else check_station(station)
+    suffix = f"{kind}/+" if kind in _PER_STREAM else kind
+    return f"{ROOT}/{who}/{suffix}"
+
+
+@dataclass(frozen=True)
+class ParsedTopic:
+    station: str
+    kind: str
+    stream: str | None = None
+
+
+def parse(topic: str) -> ParsedTopic:
+    """Split a concrete topic into station, kind and stream; ValueError if it is not ours."""
+    parts = topic.split("/")
+    if len(parts) < 4 or "/".join(parts[:2]) != ROOT:
+        raise ValueError(f"topic {topic!r} is not under {ROOT}/")
+    station, kind, rest = parts[2], parts[3], parts[4:]
+    check_station(station)
+    if kind in _PER_STREAM and len(rest) == 1 and rest[0]:
+        return ParsedTopic(station, kind, rest[0])
+    if kind in KINDS and kind not in _PER_STREAM and not rest:
+        return ParsedTopic(station, kind)
+    raise ValueError(f"topic {topic!r} has an unknown layout")
