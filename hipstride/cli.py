@@ -1,0 +1,186 @@
+"""The ``hipstride`` command. Each sub-command imports its component only when run, so the
+edge agent on a Raspberry Pi never loads the pipeline's or the dashboard's libraries."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+
+from hipstride import __version__
+from hipstride.config import ConfigError
+
+EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG = 0, 1, 2
+
+EDGE_HELP = """\
+Stream a station's sensors to the MQTT broker, none lost.
+
+Every frame is committed to an on-disk spool before it is published and leaves it only when
+the broker has acknowledged it, so broker outages, Wi-Fi drops and agent restarts lose
+nothing (when the spool is full the oldest data goes first, counted on the status topic).
+
+sources:
+  sim       physiological simulator (profiles: healthy, hamstring_dominant,
+            limited_extension, asymmetry); settings in [sim]
+  replay    a .hsrec recording or an EMG/IMU CSV pair; settings in [replay]
+  hardware  IMUs over I2C and EMG through an SPI ADC; settings in [hardware]
+  lsl       Lab Streaming Layer outlets (Delsys, OpenBCI, BITalino, ...); settings in [lsl]
+
+configuration (lowest precedence first): --config FILE (TOML), HIPSTRIDE_STATION,
+HIPSTRIDE_BROKER, HIPSTRIDE_BROKER_PASSWORD, HIPSTRIDE_SOURCE, HIPSTRIDE_SPOOL, then flags.
+Passwords never go in the URL on a shared machine: use HIPSTRIDE_BROKER_PASSWORD or
+[broker] password_file.
+
+exit codes: 0 done, 1 runtime error, 2 bad configuration, 3 broker rejected the
+credentials, 4 broker unreachable.
+
+examples:
+  hipstride edge --station treadmill-1 --broker mqtt://localhost:1883 --source sim
+  hipstride edge --config /etc/hipstride/edge.toml --offline-ok
+"""
+
+TAP_HELP = """\
+Subscribe to the broker and print, per station and stream, what is arriving: decoded sample
+rate, frames, sequence gaps and duplicates, rejected frames, and latency from the first
+sample to arrival — the tool to reach for when something looks wrong.
+
+example:
+  hipstride tap --broker mqtt://localhost:1883 --station treadmill-1
+"""
+
+
+def _edge(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    parser.add_argument("--station", help="station id, e.g. treadmill-1 (one per treadmill)")
+    parser.add_argument("--broker", metavar="URL",
+                        help="mqtt[s]://[user@]host[:port] (default mqtt://localhost:1883)")
+    parser.add_argument("--source", choices=("sim", "replay", "hardware", "lsl"),
+                        help="where samples come from (default sim)")
+    parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    parser.add_argument("--duration", type=float, metavar="S",
+                        help="stop after S seconds of data (default: run until stopped)")
+    parser.add_argument("--spool", metavar="PATH",
+                        help="spool database (default ~/.local/state/hipstride/spool-ID.sqlite)")
+    parser.add_argument("--offline-ok", action="store_true", default=None,
+                        help="start even if the broker is unreachable; spool and retry")
+    parser.add_argument("--emulate", action="store_true",
+                        help="hardware source: use chip emulations instead of real devices")
+    sim = parser.add_argument_group("simulator shortcuts (override [sim])")
+    sim.add_argument("--profile", help="healthy | hamstring_dominant | limited_extension | "
+                                       "asymmetry")
+    sim.add_argument("--seed", type=int, help="random seed (same seed, same data)")
+    sim.add_argument("--speed", type=float,
+                     help="real-time factor: 1 = live, 10 = ten times faster, 0 = flat out")
+    sim.add_argument("--ground-truth", metavar="FILE",
+                     help="write the simulator's ground truth (events, angles) to FILE")
+
+    def run(args: argparse.Namespace) -> int:
+        from hipstride.edge.agent import Agent, install_signal_handlers
+        from hipstride.edge.config import load_edge_config
+        from hipstride.edge.sources import make_source
+        from hipstride.edge.sources.base import SourceError
+        from hipstride.mqtt import BrokerError
+
+        config = load_edge_config(args.config, station=args.station, broker=args.broker,
+                                  source=args.source, spool=args.spool,
+                                  offline_ok=args.offline_ok)
+        section = config.source_section()
+        options: dict[str, object] = {}
+        if config.source == "sim":
+            shortcuts = {"profile": args.profile, "seed": args.seed, "speed": args.speed,
+                         "ground_truth": args.ground_truth, "duration_s": args.duration}
+            section.data = {**section.data,
+                            **{k: v for k, v in shortcuts.items() if v is not None}}
+        elif args.duration is not None:
+            config = replace(config, duration_s=args.duration)
+        if config.source == "hardware":
+            options["emulate"] = args.emulate
+        try:
+            source = make_source(config.source, section, **options)
+        except SourceError as err:
+            print(f"hipstride edge: {err}", file=sys.stderr)
+            return EXIT_RUNTIME
+        try:
+            agent = Agent(config, source)
+        except BaseException:
+            source.close()
+            raise
+        install_signal_handlers(agent)
+        try:
+            return agent.run()
+        except BrokerError as err:
+            print(f"hipstride edge: {err}", file=sys.stderr)
+            return err.exit_code
+
+    return run
+
+
+def _tap(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    parser.add_argument("--broker", metavar="URL", default=None,
+                        help="mqtt[s]://[user@]host[:port] (default: HIPSTRIDE_BROKER or "
+                             "mqtt://localhost:1883)")
+    parser.add_argument("--station", help="only this station (default: all)")
+    parser.add_argument("--interval", type=float, default=2.0, metavar="S",
+                        help="print a table every S seconds (default 2)")
+    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object per interval instead of a table")
+
+    def run(args: argparse.Namespace) -> int:
+        from hipstride.mqtt import BrokerError
+        from hipstride.tap import run_tap
+
+        try:
+            return run_tap(args.broker, station=args.station, interval_s=args.interval,
+                           duration_s=args.duration, as_json=args.json)
+        except BrokerError as err:
+            print(f"hipstride tap: {err}", file=sys.stderr)
+            return err.exit_code
+
+    return run
+
+
+COMMANDS = {
+    "edge": ("run the edge agent (sensors -> MQTT)", EDGE_HELP, _edge),
+    "tap": ("watch what a broker is carrying", TAP_HELP, _tap),
+}
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable]]:
+    parser = argparse.ArgumentParser(
+        prog="hipstride",
+        description="HipStride: live glute-vs-hamstring and hip extension feedback for runners.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"hipstride {__version__}")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    runners = {}
+    for name, (summary, description, build) in COMMANDS.items():
+        p = sub.add_parser(name, help=summary, description=description,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        runners[name] = build(p)
+    return parser, runners
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, runners = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_CONFIG
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return runners[args.command](args)
+    except ConfigError as err:
+        print(f"hipstride {args.command}: configuration error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_RUNTIME
+
+
+if __name__ == "__main__":
+    sys.exit(main())

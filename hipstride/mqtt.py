@@ -1,0 +1,150 @@
+"""One way to build and connect a paho-mqtt client, for every HipStride component.
+
+paho-mqtt 2.x with VERSION2 callbacks. The first connection is made synchronously so that a
+wrong address or a rejected password is reported at once with a message that says what to
+do; after that paho's network thread reconnects on its own with exponential backoff.
+Callbacks registered by callers must never block: they hand work to queues.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from hipstride.config import BrokerURL
+
+
+class BrokerError(RuntimeError):
+    """The broker cannot be used; ``exit_code`` tells the CLI how to exit."""
+
+    exit_code = 1
+
+
+class BrokerUnreachable(BrokerError):
+    exit_code = 4
+
+
+class BrokerRejected(BrokerError):
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False  # skip host-name checks (self-signed lab setups only)
+
+
+def make_client(broker: BrokerURL, client_id: str, *, clean_session: bool = True,
+                password: str | None = None, tls: TLSFiles | None = None,
+                reconnect_max_s: float = 30.0) -> mqtt.Client:
+    """A configured but unconnected client (MQTT 3.1.1).
+
+    ``clean_session=False`` keeps the broker session — subscriptions and queued QoS 1
+    messages — across disconnects, which is what at-least-once delivery needs.
+    """
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                         clean_session=clean_session, protocol=mqtt.MQTTv311)
+    if broker.username:
+        client.username_pw_set(broker.username, password or broker.password)
+    if broker.tls:
+        tls = tls or TLSFiles()
+        client.tls_set(ca_certs=tls.ca_file, certfile=tls.cert_file, keyfile=tls.key_file,
+                       cert_reqs=ssl.CERT_REQUIRED)
+        client.tls_insecure_set(tls.insecure)
+    client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(reconnect_max_s)))
+    return client
+
+
+def explain_connack(reason: object, broker: BrokerURL) -> str:
+    """A CONNACK refusal in words a user can act on."""
+    text = str(reason)
+    lowered = text.lower()
+    if "password" in lowered or "not authori" in lowered or "bad user" in lowered:
+        return (f"broker {broker.redacted()} rejected the credentials ({text}): check the user "
+                "name in the URL and the password (HIPSTRIDE_BROKER_PASSWORD or "
+                "[broker] password_file)")
+    if "identifier" in lowered:
+        return f"broker {broker.redacted()} rejected the client id ({text})"
+    return f"broker {broker.redacted()} refused the connection ({text})"
+
+
+class Connection:
+    """Tracks a client's connection state from its callbacks, without blocking them."""
+
+    def __init__(self, client: mqtt.Client, broker: BrokerURL) -> None:
+        self.client = client
+        self.broker = broker
+        self.connected = threading.Event()
+        self.answered = threading.Event()  # first CONNACK (good or bad) seen
+        self.refusal: str | None = None
+        self.connects = 0
+        self.disconnects = 0
+        self.last_disconnect_reason = ""
+        self._user_on_connect = None
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+
+    def on_connect(self, callback) -> None:
+        """Also call ``callback(session_present: bool)`` on every successful connect."""
+        self._user_on_connect = callback
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self.refusal = explain_connack(reason_code, self.broker)
+        else:
+            self.refusal = None
+            self.connects += 1
+            self.connected.set()
+            if self._user_on_connect is not None:
+                self._user_on_connect(bool(flags.session_present))
+        self.answered.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+        self.disconnects += 1
+        self.last_disconnect_reason = str(reason_code)
+
+    def open(self, *, keepalive_s: int = 15, timeout_s: float = 10.0,
+             offline_ok: bool = False) -> bool:
+        """Connect and start the network thread; returns whether the broker answered yes.
+
+        Raises :class:`BrokerUnreachable` or :class:`BrokerRejected` with a message that says
+        what to check — unless ``offline_ok``, where an unreachable broker only means the
+        network thread keeps trying in the background.
+        """
+        where = self.broker.redacted()
+        try:
+            self.client.connect(self.broker.host, self.broker.port, keepalive=keepalive_s)
+        except (OSError, ssl.SSLError) as err:
+            if not offline_ok:
+                reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+                raise BrokerUnreachable(
+                    f"cannot reach the MQTT broker at {where} ({reason}): is the broker running "
+                    "and is --broker right? (use --offline-ok to start anyway and send later)"
+                ) from None
+            self.client.connect_async(self.broker.host, self.broker.port, keepalive=keepalive_s)
+            self.client.loop_start()
+            return False
+        self.client.loop_start()
+        if not self.answered.wait(timeout_s):
+            if offline_ok:
+                return False
+            self.close()
+            raise BrokerUnreachable(f"the MQTT broker at {where} did not answer within "
+                                    f"{timeout_s:g} s")
+        if self.refusal is not None:
+            self.close()
+            raise BrokerRejected(self.refusal)
+        return True
+
+    def close(self) -> None:
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()

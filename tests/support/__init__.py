@@ -1,0 +1,1 @@
+"""Helpers the tests share: real services started on free loopback ports."""
