@@ -75,13 +75,22 @@ class Agent:
         client.will_set(topics.status(self.station),
                         offline_status(self.station, "connection lost"), qos=1, retain=True)
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         self.client = client
         self.connection = Connection(client, config.broker)
-        self.connection.on_connect(lambda _session_present: self._announce.set())
+        self.connection.on_connect(self._on_connect)
+        self._commands: queue.SimpleQueue[bytes] = queue.SimpleQueue()
 
     # -- paho network thread: only queue work --------------------------------------------
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._acks.put(mid)
+
+    def _on_message(self, client, userdata, message) -> None:
+        self._commands.put(message.payload)
+
+    def _on_connect(self, _session_present: bool) -> None:
+        self.client.subscribe(topics.control(self.station), qos=1)
+        self._announce.set()
 
     # -- main thread ------------------------------------------------------------------
     def stop(self, reason: str = "stopped") -> None:
@@ -106,6 +115,7 @@ class Agent:
                     break
                 self._acquire(timeout_s=min(0.02, self.config.frame_ms / 2000))
                 self._exchange()
+                self._obey()
                 if now >= next_status:
                     self.publish_status()
                     next_status = now + self.config.status_interval_s
@@ -178,6 +188,21 @@ class Agent:
                                        qos=1)
             self._inflight[info.mid] = (frame.id, frame.stream)
             self._last_sent_id = frame.id
+
+    def _obey(self) -> None:
+        """Hand control commands to the source; a bad one is logged, never fatal."""
+        while True:
+            try:
+                payload = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                command = json.loads(payload)
+                if not isinstance(command, dict) or "command" not in command:
+                    raise ValueError("expected a JSON object with a 'command' field")
+                self.source.control(command)
+            except (ValueError, KeyError, TypeError) as err:
+                log.warning("ignored control message %.80r: %s", payload, err)
 
     def _drain(self) -> None:
         """Wait until the broker has every spooled frame, or until the drain timeout."""

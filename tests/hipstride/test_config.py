@@ -39,7 +39,7 @@ def test_section_errors_name_the_field():
 def test_broken_toml_names_the_file(tmp_path):
     path = tmp_path / "edge.toml"
     path.write_text("station = ")
-    with pytest.raises(ConfigError, match="edge.toml"):
+    with pytest.raises(ConfigError, match=r"edge\.toml"):
         load_toml(path)
 
 
