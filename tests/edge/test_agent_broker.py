@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -49,7 +50,8 @@ def assert_contiguous(witness: Witness, stream: str) -> list:
                     key=lambda s: s.seq)
     assert len({s.epoch for s in frames}) == 1, f"{stream}: epoch changed"
     seqs = [s.seq for s in frames]
-    assert seqs == list(range(len(seqs))), f"{stream}: sequence gaps {set(range(len(seqs))) - set(seqs)}"
+    missing = set(range(len(seqs))) - set(seqs)
+    assert seqs == list(range(len(seqs))), f"{stream}: sequence gaps {missing}"
     return frames
 
 
@@ -65,7 +67,7 @@ def test_ten_seconds_of_the_full_sensor_set_arrive_exactly(mosquitto, witness, t
         frames = assert_contiguous(witness, stream)
         assert {f.n_channels for f in frames} == {6}
         assert {f.rate_hz for f in frames} == {rate}
-        for a, b in zip(frames, frames[1:], strict=False):
+        for a, b in itertools.pairwise(frames):
             assert b.t0_ns - a.t0_ns == pytest.approx(a.n_samples * 1e9 / rate, abs=1e6)
         assert all(f.n_samples == round(rate * 0.05) for f in frames[:-1])
 
@@ -84,7 +86,7 @@ def test_broker_outage_and_agent_sigkill_lose_no_frame(mosquitto, witness, tmp_p
     finally:
         agent.kill()
     restarted = start_agent(mosquitto, spool, "--duration", "4", "--seed", "6")
-    out, err = restarted.communicate(timeout=60)
+    _out, err = restarted.communicate(timeout=60)
     assert restarted.returncode == 0, err
     with sqlite3.connect(spool) as db:
         produced = dict(db.execute("SELECT stream, next_seq FROM streams"))
@@ -181,7 +183,7 @@ def test_offline_ok_spools_until_the_broker_appears(mosquitto, witness, tmp_path
     agent = start_agent(mosquitto, tmp_path / "s.sqlite", "--offline-ok", "--duration", "12")
     time.sleep(4)
     mosquitto.start()
-    out, err = agent.communicate(timeout=60)
+    _out, err = agent.communicate(timeout=60)
     assert agent.returncode == 0, err
     assert witness.wait_for(lambda w: w.samples("emg") == 24000, 20), witness.samples("emg")
     assert_contiguous(witness, "emg")
