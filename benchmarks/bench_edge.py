@@ -21,14 +21,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from hipstride.config import Section
 from hipstride.edge.agent import Agent
 from hipstride.edge.config import load_edge_config
 from hipstride.edge.framing import Framer
 from hipstride.edge.sources import make_source
 from hipstride.edge.sources.base import Block, Source
-from paho.mqtt.enums import CallbackAPIVersion
-
-from hipstride.config import Section
 from tests.support.mosquitto import Mosquitto
 
 USER, PASSWORD = "bench", "bench-secret"

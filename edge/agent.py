@@ -26,13 +26,12 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from hipstride import __version__, topics
 from hipstride.edge.config import EdgeConfig
 from hipstride.edge.framing import Framer, PendingFrame
 from hipstride.edge.health import Problem, StreamCounters, StreamHealth
 from hipstride.edge.sources.base import Source, SourceError
 from hipstride.edge.spool import Spool
-
-from hipstride import __version__, topics
 from hipstride.mqtt import Connection, make_client
 
 log = logging.getLogger("hipstride.edge")

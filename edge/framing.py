@@ -6,9 +6,9 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+
 from hipstride.edge.clock import SampleClock
 from hipstride.edge.sources.base import Block
-
 from hipstride.frames import encode_frame
 from hipstride.streams import StreamDescription
 

@@ -19,9 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hipstride.edge.framing import PendingFrame
-
 from hipstride.config import ConfigError
+from hipstride.edge.framing import PendingFrame
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS frames (

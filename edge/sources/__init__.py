@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from hipstride.edge.sources.base import Source
-
 from hipstride.config import Section
+from hipstride.edge.sources.base import Source
 
 _MODULES = {"sim": "simulated", "replay": "replay", "hardware": "hardware", "lsl": "lsl"}
 

@@ -15,7 +15,7 @@ import pytest
 
 from hipstride.streams import EMG_CHANNELS_DEFAULT, IMU_SEGMENTS
 from tests.conftest import USERS
-from tests.support.mosquitto import MOSQUITTO, free_port
+from tests.support.mosquitto import MOSQUITTO, Mosquitto, free_port
 from tests.support.witness import Witness
 
 STREAMS = {"emg": 2000.0, **{f"imu_{s}": 200.0 for s in IMU_SEGMENTS}}
@@ -187,3 +187,61 @@ def test_offline_ok_spools_until_the_broker_appears(mosquitto, witness, tmp_path
     assert agent.returncode == 0, err
     assert witness.wait_for(lambda w: w.samples("emg") == 24000, 20), witness.samples("emg")
     assert_contiguous(witness, "emg")
+
+
+def test_tls_with_password_delivers_every_frame(tmp_path):
+    broker = Mosquitto(tmp_path / "tls-broker", USERS, tls=True)
+    broker.start()
+    try:
+        witness = Witness(broker.port, "witness", USERS["witness"], "tm1")
+        config = tmp_path / "edge.toml"
+        config.write_text(f'[broker]\nca_file = "{broker.ca_file}"\n')
+        proc = subprocess.run(
+            [sys.executable, "-m", "hipstride.cli", "edge", "--station", "tm1", "--broker",
+             f"mqtts://edge-tm1@127.0.0.1:{broker.tls_port}", "--config", str(config),
+             "--spool", str(tmp_path / "s.sqlite"), "--duration", "3", "--speed", "0"],
+            env=agent_env(), capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert witness.wait_for(lambda w: w.samples("emg") == 6000, 10)
+        witness.close()
+    finally:
+        broker.stop()
+
+
+def test_tls_with_an_unknown_ca_is_refused_clearly(tmp_path):
+    broker = Mosquitto(tmp_path / "tls-broker", USERS, tls=True)
+    broker.start()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "hipstride.cli", "edge", "--station", "tm1", "--broker",
+             f"mqtts://edge-tm1@127.0.0.1:{broker.tls_port}", "--spool",
+             str(tmp_path / "s.sqlite"), "--duration", "1"],
+            env=agent_env(), capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 4
+        assert "certificate" in proc.stderr.lower()
+    finally:
+        broker.stop()
+
+
+def test_a_full_spool_drops_the_oldest_and_says_so(mosquitto, witness, tmp_path):
+    mosquitto.stop()
+    config = tmp_path / "edge.toml"
+    config.write_text("[spool]\ncapacity_mb = 1\n")
+    agent = start_agent(mosquitto, tmp_path / "s.sqlite", "--config", str(config),
+                        "--offline-ok", "--speed", "0", "--duration", "60")
+    time.sleep(6)   # 60 s of data (~4.7 MB) into a 1 MB spool while the broker is down
+    mosquitto.start()
+    _, err = agent.communicate(timeout=90)
+    assert agent.returncode == 0, err
+    assert "evicted" in err
+    assert witness.wait_for(lambda w: w.status and w.status[-1]["state"] == "offline", 20)
+    final = [s for s in witness.status if s["state"] == "online"][-1]
+    evicted = final["spool"]["evicted_frames"]
+    assert evicted > 0
+    received = {n: {(s.epoch, s.seq) for s in witness.frames[n]} for n in STREAMS}
+    total_next = {n: final["streams"][n]["next_seq"] for n in STREAMS}
+    lost = sum(total_next[n] - len(received[n]) for n in STREAMS)
+    assert lost == evicted == sum(final["streams"][n]["evicted_frames"] for n in STREAMS)
+    for n in STREAMS:  # what was dropped is the oldest: the received frames are the newest
+        seqs = sorted(s for _, s in received[n])
+        assert seqs == list(range(total_next[n] - len(seqs), total_next[n]))

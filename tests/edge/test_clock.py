@@ -1,6 +1,7 @@
 import itertools
 
 import numpy as np
+
 from hipstride.edge.clock import SampleClock
 
 NS = 1_000_000_000

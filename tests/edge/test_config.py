@@ -1,7 +1,7 @@
 import pytest
-from hipstride.edge.config import load_edge_config
 
 from hipstride.config import ConfigError
+from hipstride.edge.config import load_edge_config
 
 
 def _toml(tmp_path, text):

@@ -1,11 +1,11 @@
 import itertools
 
 import numpy as np
-from hipstride.edge.framing import Framer
-from hipstride.edge.sources.base import Block
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hipstride.edge.framing import Framer
+from hipstride.edge.sources.base import Block
 from hipstride.frames import decode_frame
 from hipstride.streams import emg_description, imu_description
 

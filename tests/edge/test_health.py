@@ -1,6 +1,6 @@
 import numpy as np
-from hipstride.edge.health import StreamHealth, channel_problems
 
+from hipstride.edge.health import StreamHealth, channel_problems
 from hipstride.streams import emg_description, imu_description
 
 

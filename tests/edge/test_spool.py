@@ -1,8 +1,8 @@
 import pytest
-from hipstride.edge.framing import PendingFrame
-from hipstride.edge.spool import Spool
 
 from hipstride.config import ConfigError
+from hipstride.edge.framing import PendingFrame
+from hipstride.edge.spool import Spool
 
 
 def _frames(stream, first_seq, n, size=100):

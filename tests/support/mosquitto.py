@@ -23,10 +23,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1, made with openssl."""
+    ca_key, ca, key, csr, cert = (workdir / n for n in ("ca.key", "ca.crt", "server.key",
+                                                         "server.csr", "server.crt"))
+    ext = workdir / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for args in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+         "/CN=HipStride test CA", "-keyout", ca_key, "-out", ca],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", key,
+         "-out", csr],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days",
+         "2", "-extfile", ext, "-out", cert],
+    ):
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+    return ca, cert, key
+
+
 class Mosquitto:
     """Start, kill and restart one broker; state (persistence) survives restarts."""
 
-    def __init__(self, workdir: Path, users: dict[str, str], *, acl: str | None = None) -> None:
+    def __init__(self, workdir: Path, users: dict[str, str], *, acl: str | None = None,
+                 tls: bool = False) -> None:
         if not Path(MOSQUITTO).exists():
             raise RuntimeError("mosquitto is not installed: apt-get install mosquitto "
                                "mosquitto-clients (see .ci/run)")
@@ -54,6 +73,13 @@ class Mosquitto:
             "log_type warning",
             "log_type notice",
         ]
+        self.tls_port: int | None = None
+        self.ca_file: Path | None = None
+        if tls:
+            self.tls_port = free_port()
+            self.ca_file, cert, key = make_certificates(workdir)
+            lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {self.ca_file}",
+                      f"certfile {cert}", f"keyfile {key}"]
         if acl is not None:
             (workdir / "acl").write_text(acl)
             lines.append(f"acl_file {workdir / 'acl'}")
