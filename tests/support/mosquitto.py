@@ -6,6 +6,7 @@ a test that needs a broker must never pass because there was none.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -73,6 +74,10 @@ class Mosquitto:
             "log_type warning",
             "log_type notice",
         ]
+        if os.geteuid() == 0:
+            # Started as root, Mosquitto drops to user "mosquitto", which cannot read the
+            # test's private temp dir; stay root (CI runs as root, developers usually not).
+            lines.append("user root")
         self.tls_port: int | None = None
         self.ca_file: Path | None = None
         if tls:
