@@ -234,7 +234,7 @@ class Agent:
     def problems(self) -> list[Problem]:
         now_s = time.monotonic()
         found = [p for h in self.health.values() for p in h.problems(now_s)]
-        for text in getattr(self.source, "problems", []) or []:
+        for text in self.source.problems:
             found.append(Problem("", None, "source", str(text)))
         return found
 

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from hipstride import __version__
 from hipstride.config import ConfigError
@@ -96,6 +97,8 @@ def _edge(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int
             config = replace(config, duration_s=args.duration)
         if config.source == "hardware":
             options["emulate"] = args.emulate
+        if config.source == "replay" and args.config:
+            options["base_dir"] = Path(args.config).resolve().parent
         try:
             source = make_source(config.source, section, **options)
         except SourceError as err:

@@ -96,7 +96,8 @@ class Section:
         value = self.data.get(key, [])
         if not isinstance(value, list):
             raise self.fail(key, "an array of tables ([[...]])")
-        return [Section(item, f"{self.where(key)}[{i}]") for i, item in enumerate(value)]
+        return [Section(item, f"{self.name}.{key}[{i}]" if self.name else f"{key}[{i}]")
+                for i, item in enumerate(value)]
 
     def convert(self, key: str, default: Any, parse: Callable[[Any], T], expected: str) -> T:
         value = self._get(key, default)

@@ -40,6 +40,9 @@ class Source(ABC):
     #: True when the source paces itself at the real sample rate (hardware, live simulator),
     #: so its sample clock can be compared with the wall clock.
     realtime: bool = True
+    #: Problems the source itself has noticed (a device that stopped answering, a corrupt
+    #: recording), in words for the user; the agent publishes them in the station status.
+    problems: list[str] = []  # noqa: RUF012 - read-only default, sources assign their own
 
     @abstractmethod
     def read(self, timeout_s: float) -> list[Block]:

@@ -245,3 +245,36 @@ def test_a_full_spool_drops_the_oldest_and_says_so(mosquitto, witness, tmp_path)
     for n in STREAMS:  # what was dropped is the oldest: the received frames are the newest
         seqs = sorted(s for _, s in received[n])
         assert seqs == list(range(total_next[n] - len(seqs), total_next[n]))
+
+
+HARDWARE_TOML = """
+station = "tm1"
+source = "hardware"
+[hardware.emg]
+chip = "ads1299"
+drdy_gpio = { chip = "/dev/gpiochip0", line = 25 }
+rate_hz = 2000
+channels = { 1 = "glute_max_l", 2 = "glute_max_r", 3 = "biceps_femoris_l", 4 = "biceps_femoris_r" }
+[[hardware.imu]]
+segment = "pelvis"
+chip = "mpu6500"
+address = 0x68
+"""
+
+
+def test_emulated_hardware_streams_through_the_agent(mosquitto, witness, tmp_path):
+    config = tmp_path / "edge.toml"
+    config.write_text(HARDWARE_TOML)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hipstride.cli", "edge", "--config", str(config), "--emulate",
+         "--broker", mosquitto.url_for("edge-tm1"), "--spool", str(tmp_path / "s.sqlite"),
+         "--duration", "4"], env=agent_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert witness.wait_for(lambda w: w.status and w.status[-1]["state"] == "offline", 10)
+    emg = assert_contiguous(witness, "emg")
+    imu = assert_contiguous(witness, "imu_pelvis")
+    assert {f.n_channels for f in emg} == {4} and {f.n_channels for f in imu} == {6}
+    final = [s for s in witness.status if s["state"] == "online"][-1]
+    assert final["streams"]["emg"]["next_seq"] == len(emg)
+    description = witness.descriptions["emg"]
+    assert description["dtype"] == "int32" and description["sensor"].lower() == "ads1299"

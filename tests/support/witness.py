@@ -31,6 +31,7 @@ class Witness:
     def __init__(self, port: int, user: str, password: str, station: str) -> None:
         self.frames: dict[str, list[Seen]] = defaultdict(list)
         self.retained: dict[str, bytes] = {}
+        self.descriptions: dict[str, dict] = {}
         self.status: list[dict] = []
         self._lock = threading.RLock()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"witness-{station}",
@@ -49,6 +50,8 @@ class Witness:
                 f = decode_frame(msg.payload)
                 self.frames[parsed.stream].append(
                     Seen(f.seq, f.epoch, f.t0_ns, f.n_samples, f.n_channels, f.rate_hz))
+            elif parsed.kind == topics.STREAMS:
+                self.descriptions[parsed.stream] = json.loads(msg.payload)
             elif parsed.kind == topics.STATUS:
                 self.status.append(json.loads(msg.payload))
             if msg.retain:
