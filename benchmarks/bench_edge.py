@@ -117,6 +117,33 @@ def raw_paho(broker: Mosquitto, payloads: list[bytes], window: int) -> float:
     return len(payloads) / elapsed
 
 
+def raw_paho_paced(broker: Mosquitto, timed_payloads: list[tuple[float, bytes]]) -> float:
+    """CPU (% of one core) of bare paho publishing the same frames at the same pace."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-paced", clean_session=True)
+    client.username_pw_set(USER, PASSWORD)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    start, cpu = time.monotonic(), time.process_time()
+    for due, payload in timed_payloads:
+        delay = due - (time.monotonic() - start)
+        if delay > 0:
+            time.sleep(delay)
+        client.publish("hipstride/v1/bench/frames/emg", payload, qos=1)
+    wall, cpu = time.monotonic() - start, time.process_time() - cpu
+    client.disconnect()
+    client.loop_stop()
+    return cpu / wall * 100
+
+
+def frame_all(descriptions, blocks) -> list[tuple[float, bytes]]:
+    """The frames the agent would send, with the time each becomes complete."""
+    framers = {d.stream: Framer(d, frame_ms=50, next_seq=0, epoch=0) for d in descriptions}
+    out = []
+    for t, block in blocks:
+        out += [(t, f.payload) for f in framers[block.stream].push(block, 10**18)]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -132,17 +159,16 @@ def main() -> None:
                   f"for the full sensor set in real time")
             live = [(t, b) for t, b in blocks if t < args.live_seconds]
             wall, cpu, agent = run_agent(broker, descriptions, live, 1.0, Path(tmp))
-            print(f"agent, live for {wall:.1f} s: {cpu / wall * 100:.2f} % of one core "
+            agent_pct = cpu / wall * 100
+            paced_pct = raw_paho_paced(broker, frame_all(descriptions, live))
+            print(f"agent, live for {wall:.1f} s: {agent_pct:.2f} % of one core "
                   f"(target < 2 %); {sum(c.frames for c in agent.counters.values())} frames")
+            print(f"bare paho publishing the same frames at the same pace: {paced_pct:.2f} % "
+                  f"-> agent / bare paho = {agent_pct / paced_pct:.2f}")
             wall, cpu, agent = run_agent(broker, descriptions, blocks, 0.0, Path(tmp))
             frames = sum(c.frames for c in agent.counters.values())
             agent_rate = frames / wall
-            # The same frames as bytes for the raw baseline: re-frame the blocks once.
-            framers = {d.stream: Framer(d, frame_ms=50, next_seq=0, epoch=0)
-                       for d in descriptions}
-            payloads: list[bytes] = []
-            for _, block in blocks:
-                payloads += [f.payload for f in framers[block.stream].push(block, 10**18)]
+            payloads = [payload for _, payload in frame_all(descriptions, blocks)]
             raw_rate = raw_paho(broker, payloads, window=agent.config.max_inflight)
             seconds_per_s = args.burst_seconds / wall
             print(f"agent ceiling: {agent_rate:,.0f} frames/s = {seconds_per_s:.0f}x real "

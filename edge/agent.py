@@ -61,6 +61,9 @@ class Agent:
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._inflight: dict[int, tuple[int, str]] = {}  # mid -> (spool id, stream)
         self._last_sent_id = 0
+        self._unsent = True  # the spool may hold frames not yet handed to paho
+        self._acked: list[int] = []
+        self._next_ack_commit = 0.0
         self._announce = threading.Event()
         self._stop = threading.Event()
         self._stop_reason = "stopped"
@@ -153,15 +156,20 @@ class Agent:
             return
         for f in frames:
             self.counters[f.stream].frames += 1
+        self._unsent = True
         evicted = self.spool.append(frames)
         if evicted:
             self._evicted_this_run += evicted
             log.warning("spool full (%d MB): evicted the %d oldest frames; see status",
                         self.config.spool_capacity_bytes // 1_000_000, evicted)
 
-    def _exchange(self) -> None:
-        """Settle acknowledgements and publish what the inflight window allows."""
-        acked: list[int] = []
+    def _exchange(self, *, settle_now: bool = False) -> None:
+        """Settle acknowledgements and publish what the inflight window allows.
+
+        Acknowledged frames leave the spool in one transaction every 100 ms rather than one
+        per loop: a frame acknowledged but not yet deleted is at worst sent again after a
+        crash, which de-duplication absorbs.
+        """
         while True:
             try:
                 mid = self._acks.get_nowait()
@@ -169,9 +177,13 @@ class Agent:
                 break
             entry = self._inflight.pop(mid, None)
             if entry is not None:
-                acked.append(entry[0])
+                self._acked.append(entry[0])
                 self.counters[entry[1]].frames_acked += 1
-        self.spool.ack(acked)
+        now = time.monotonic()
+        if self._acked and (settle_now or now >= self._next_ack_commit):
+            self.spool.ack(self._acked)
+            self._acked = []
+            self._next_ack_commit = now + 0.1
         if not self.connection.connected.is_set():
             return
         if self._announce.is_set():
@@ -180,9 +192,11 @@ class Agent:
                 self.client.publish(topics.stream_description(self.station, d.stream),
                                     d.to_json(), qos=1, retain=True)
         room = self.config.max_inflight - len(self._inflight)
-        if room <= 0:
+        if room <= 0 or not self._unsent:
             return
-        for frame in self.spool.pending(self._last_sent_id, room):
+        batch = self.spool.pending(self._last_sent_id, room)
+        self._unsent = len(batch) == room
+        for frame in batch:
             info = self.client.publish(topics.frames(self.station, frame.stream), frame.payload,
                                        qos=1)
             self._inflight[info.mid] = (frame.id, frame.stream)
@@ -208,7 +222,7 @@ class Agent:
         end = time.monotonic() + self.config.drain_timeout_s
         while time.monotonic() < end and not (self._stop.is_set()
                                               and self._stop_reason == "interrupted twice"):
-            self._exchange()
+            self._exchange(settle_now=True)
             if self.spool.depth().frames == 0:
                 return
             time.sleep(0.01)

@@ -278,3 +278,22 @@ def test_emulated_hardware_streams_through_the_agent(mosquitto, witness, tmp_pat
     assert final["streams"]["emg"]["next_seq"] == len(emg)
     description = witness.descriptions["emg"]
     assert description["dtype"] == "int32" and description["sensor"].lower() == "ads1299"
+
+
+def test_status_names_an_electrode_that_falls_off(mosquitto, witness, tmp_path):
+    config = tmp_path / "edge.toml"
+    config.write_text("status_interval_s = 0.5\n[[sim.dropouts]]\nchannel = \"glute_max_r\"\n"
+                      "start_s = 2.0\nend_s = 30.0\nmode = \"flat\"\n")
+    proc = subprocess.run(agent_command(mosquitto, tmp_path / "s.sqlite", "--config",
+                                        str(config), "--duration", "6"),
+                          env=agent_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    online = [s for s in witness.status if s["state"] == "online"]
+    early = [p for s in online if s["streams"]["emg"]["samples"] < 3000 for p in s["problems"]]
+    late = online[-1]["problems"]
+    assert not any(p["channel"] == "glute_max_r" for p in early)
+    flagged = [p for p in late if p["channel"] == "glute_max_r"]
+    assert [p["problem"] for p in flagged] == ["flat"]
+    assert "electrode" in flagged[0]["message"]
+    assert not any(p["channel"] == "glute_max_l" for p in late)
+    assert abs(online[-1]["streams"]["emg"]["rate_hz_measured"] - 2000) < 100
