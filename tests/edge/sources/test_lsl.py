@@ -150,7 +150,7 @@ def test_labels_that_are_not_canonical_need_a_mapping(outlet):
 def test_config_problems_name_the_field():
     cases = [
         ({}, "no \\[\\[lsl.stream\\]\\] entries"),
-        ({"stream": [{"type": "EMG"}]}, "lsl\\] stream\\[0\\]\\] kind"),
+        ({"stream": [{"type": "EMG"}]}, "lsl\\.stream\\[0\\]\\] kind"),
         ({"stream": [{"kind": "emg"}]}, "select the LSL stream by name"),
         ({"stream": [{"type": "IMU", "kind": "imu"}]}, "segment: expected the body segment"),
         ({"stream": [{"type": "EMG", "kind": "emg", "channels": ["glute_max_x"]}]},
