@@ -63,7 +63,7 @@ class MuscleActivity:
         return self.channels.index(channel) if channel in self.channels else None
 
     def sample(self, t_s: float) -> int:
-        return int(round((t_s - self.start_s) * self.rate_hz))
+        return round((t_s - self.start_s) * self.rate_hz)
 
 
 def emg_preprocess(emg: EmgData) -> tuple[np.ndarray, np.ndarray]:
@@ -167,8 +167,8 @@ def _mean_envelope(activity: MuscleActivity, channels: list[str]) -> np.ndarray 
 
 def _segment(curve: np.ndarray, start_s: float, rate_hz: float, t0: float, t1: float
              ) -> tuple[np.ndarray, int]:
-    lo = max(0, int(math.ceil((t0 - start_s) * rate_hz)))
-    hi = min(len(curve), int(math.floor((t1 - start_s) * rate_hz)) + 1)
+    lo = max(0, math.ceil((t0 - start_s) * rate_hz))
+    hi = min(len(curve), math.floor((t1 - start_s) * rate_hz) + 1)
     return curve[lo:hi], lo
 
 

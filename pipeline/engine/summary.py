@@ -30,7 +30,7 @@ def side_statistics(rows: list[dict], side: str) -> dict:
             continue
         mean, sd = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
         stats[name] = {"mean": mean, "sd": sd,
-                       "cv_pct": abs(sd / mean) * 100 if mean else None, "n": int(len(values))}
+                       "cv_pct": abs(sd / mean) * 100 if mean else None, "n": len(values)}
     return stats
 
 
