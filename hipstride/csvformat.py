@@ -234,7 +234,7 @@ def read_csv(
     rate_hz = _check_time(time_s, path, header_line)
     _convert_units(kind, channels, samples, path, emg_unit, acc_unit, gyr_unit)
     table = CsvTable(kind, rate_hz, time_s, tuple(channels), samples, path)
-    _check_plausible(table, emg_unit, acc_unit, gyr_unit)
+    check_plausible(table, emg_unit, acc_unit, gyr_unit)
     return table
 
 
@@ -423,7 +423,7 @@ def _unit_factor(table: Mapping[str, float], unit: str, key: str) -> float:
                              f"{', '.join(map(repr, table))}") from None
 
 
-def _check_plausible(table: CsvTable, emg_unit: str, acc_unit: str, gyr_unit: str) -> None:
+def check_plausible(table: CsvTable, emg_unit: str, acc_unit: str, gyr_unit: str) -> None:
     """Catch files in the wrong unit, the most common import mistake.
 
     Looks at up to ~200 000 evenly spread rows: enough for percentiles, fast for an hour.

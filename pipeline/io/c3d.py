@@ -1,0 +1,322 @@
+"""Read a C3D file's analog channels (EMG, IMU) into a
+:class:`~hipstride.pipeline.io.session.SessionInput` with ``ezc3d``.
+
+Analog channels are named by ``ANALOG:LABELS``; each label becomes a canonical name by an
+explicit ``mapping`` first, then by :func:`recognise_label`:
+
+- EMG: a muscle (``glute max``/``gluteus maximus``/``gmax``, ``biceps femoris``/``bf``,
+  ``semitendinosus``/``st``, ``erector spinae``/``es``) and a side (``L``/``R``/``Left``/
+  ``Right``, separate or glued: ``LGMAX``), anywhere in the label: ``Voltage.GluteMax_L``,
+  ``L GMAX``, ``R Biceps Femoris: EMG 2``. Numbered labels (``EMG1``) need the mapping.
+- IMU: an axis token ``ACC``/``GYRO`` (``ACCEL``, ``GYR``) + ``X``/``Y``/``Z`` — or Delsys'
+  ``IM ACC Pitch/Roll/Yaw``, taken as x/y/z in that order — plus a segment (``pelvis``/
+  ``sacrum``, ``thigh``/``femur``, ``shank``/``tibia``/``shin``, with a side) in the same label.
+  A sensor named only by number (``Sensor 3: IM ACC Pitch``) needs the mapping
+  ``{"Sensor 3": "thigh_l"}``.
+
+Values come from ezc3d already scaled (``ANALOG:SCALE``, ``GEN_SCALE``, ``OFFSET``); units
+from ``ANALOG:UNITS`` (EMG ``V``/``mV``/``uV``; accelerometer ``m/s^2``/``g``; gyroscope
+``deg/s``/``rad/s``), overridable per kind. Every channel is at ``ANALOG:RATE``. IMU data are
+in the sensor frame; the mounting is the identity unless given. Marker (point) data are
+ignored.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hipstride.csvformat import EMG_COLUMNS, IMU_COLUMNS
+from hipstride.pipeline.engine.data import EmgData, ImuData
+from hipstride.pipeline.io.session import SessionInput, SessionInputError, assemble_session
+from hipstride.streams import IMU_CHANNELS, IMU_SEGMENTS
+
+G_MS2 = 9.80665
+EMG_UNITS_TO_MV = {"v": 1e3, "mv": 1.0, "uv": 1e-3}
+ACC_UNITS_TO_MS2 = {"m/s^2": 1.0, "m/s2": 1.0, "m/s/s": 1.0, "mm/s^2": 1e-3, "mm/s2": 1e-3,
+                    "g": G_MS2, "mg": G_MS2 / 1000}
+GYR_UNITS_TO_DPS = {"deg/s": 1.0, "dps": 1.0, "°/s": 1.0, "rad/s": 180.0 / np.pi}
+
+_MUSCLES = {
+    "glute_max": r"glut(?:eus|eal|e|)\s?max(?:imus)?|gmax",
+    "biceps_femoris": r"biceps\s?fem(?:oris)?|bic\s?fem|bf|lat(?:eral)?\s?ham(?:string)?s?",
+    "semitendinosus": r"semi\s?ten(?:d(?:inosus)?)?|st|med(?:ial)?\s?ham(?:string)?s?",
+    "erector_spinae": r"erector(?:\s?spinae)?|es",
+}
+_SEGMENTS = {"pelvis": r"pelvis|pelvic|sacrum|sacral", "thigh": r"thigh|femur",
+             "shank": r"shank|shin|tibia"}
+_SIDES = {"l": "l", "lt": "l", "left": "l", "r": "r", "rt": "r", "right": "r"}
+_AXIS = re.compile(r"(?:^|\s)(acc(?:el(?:erometer)?)?|gyr(?:o(?:scope)?)?)\s?"
+                   r"(x|y|z|pitch|roll|yaw)(?=\s|\d|$)")
+_AXIS_NAMES = {"pitch": "x", "roll": "y", "yaw": "z"}
+
+
+def _words(label: str) -> str:
+    """Lower-case words of a label: separators and camelCase boundaries become spaces."""
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", label)
+    text = re.sub(r"([A-Z])([A-Z][a-z])", r"\1 \2", text)
+    return " ".join(re.sub(r"[^0-9a-zA-Z]+", " ", text).lower().split())
+
+
+def _sided(words: str, pattern: str) -> list[str | None]:
+    """Side of every match of ``pattern``: a letter glued before it (``lgmax``), else the one
+    side word elsewhere in the label (``l``, ``left``, ``lt`` ...); None when unknown."""
+    sides: list[str | None] = []
+    for m in re.finditer(rf"(?<![a-z0-9])([lr]?)(?:{pattern})(?![a-z])", words):
+        if m.group(1):
+            sides.append(m.group(1))
+            continue
+        others = {_SIDES[w] for w in (words[:m.start()] + " " + words[m.end():]).split()
+                  if w in _SIDES}
+        sides.append(others.pop() if len(others) == 1 else None)
+    return sides
+
+
+def imu_axis(label: str) -> tuple[str, str] | None:
+    """(``"acc"`` | ``"gyr"``, ``"x"`` | ``"y"`` | ``"z"``) of an IMU channel label, else None."""
+    m = _AXIS.search(_words(label))
+    if m is None:
+        return None
+    kind = "acc" if m.group(1).startswith("acc") else "gyr"
+    return kind, _AXIS_NAMES.get(m.group(2), m.group(2))
+
+
+def recognise_label(label: str) -> str | None:
+    """The canonical name of an analog label — ``glute_max_l`` or ``thigh_l_acc_x`` — if the
+    label names it unambiguously (see the module docstring), else None."""
+    words = _words(label)
+    if not words:
+        return None
+    axis = imu_axis(label)
+    if axis is not None:
+        segment = _segment(words)
+        return f"{segment}_{axis[0]}_{axis[1]}" if segment else None
+    found = {f"{muscle}_{side}" for muscle, pattern in _MUSCLES.items()
+             for side in _sided(words, pattern) if side}
+    return found.pop() if len(found) == 1 else None
+
+
+def _segment(words: str) -> str | None:
+    found = {"pelvis"} if re.search(rf"(?<![a-z0-9])(?:{_SEGMENTS['pelvis']})(?![a-z])",
+                                    words) else set()
+    for segment in ("thigh", "shank"):
+        found |= {f"{segment}_{side}" for side in _sided(words, _SEGMENTS[segment]) if side}
+    return found.pop() if len(found) == 1 else None
+
+
+def _key_matches(key: str, label: str) -> bool:
+    """A sensor key (``Sensor 3``) names this label: found with no letter/digit glued on."""
+    tail = r"(?!\d)" if key[-1:].isdigit() else r"(?![A-Za-z0-9])"
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(key)}{tail}", label, re.IGNORECASE) is not None
+
+
+def _sensor_key(label: str) -> str:
+    """The part of an IMU axis label before the axis (``Sensor 2`` of ``Sensor 2: IM ACC X``)."""
+    return re.split(r"(?i)(?:IM\s*)?(?:ACC|GYR)", label)[0].strip(" :_.-")
+
+
+def _unit(value: str) -> str:
+    return value.strip().replace("µ", "u").replace("μ", "u").replace("²", "^2")
+
+
+def read_c3d(
+    path: str | Path,
+    *,
+    mapping: Mapping[str, str] | None = None,
+    mountings: Mapping[str, np.ndarray] | None = None,
+    emg_unit: str | None = None,
+    acc_unit: str | None = None,
+    gyr_unit: str | None = None,
+    standing_s: float = 5.0,
+) -> SessionInput:
+    """Read EMG and IMU analog channels of a C3D file.
+
+    Parameters
+    ----------
+    path
+        The ``.c3d`` file.
+    mapping
+        Analog label → canonical name, applied before the label recogniser. Targets: an EMG
+        channel (``glute_max_l``), an IMU channel (``thigh_l_acc_x``), a segment
+        (``thigh_l``: every ACC/GYRO axis label containing the key, e.g. ``"Sensor 3"``), or
+        ``""`` to ignore the label.
+    mountings
+        Segment → 3x3 rotation, sensor frame → segment frame; identity when not given.
+    emg_unit, acc_unit, gyr_unit
+        Override ``ANALOG:UNITS`` for every channel of that kind (``"V"``, ``"mV"``, ``"uV"``;
+        ``"m/s^2"``, ``"g"``; ``"deg/s"``, ``"rad/s"``).
+    standing_s
+        Length of the standing period at the start (s) for the static calibration; 0 skips
+        the check.
+
+    Raises
+    ------
+    SessionInputError
+        Unreadable file, a bad mapping, no recognised EMG or IMU channel (listing the labels),
+        unknown units, data in an implausible unit, no standing period, nothing to compute.
+    """
+    import ezc3d  # optional dependency of the pipeline: only needed for C3D
+
+    path = Path(path)
+    try:
+        c3d = ezc3d.c3d(str(path))
+    except (OSError, RuntimeError, ValueError) as err:
+        raise SessionInputError(f"{path}: cannot read it as C3D ({err})") from None
+    analog = c3d["parameters"]["ANALOG"]
+    labels = [str(v).strip() for v in analog["LABELS"]["value"]]
+    data = np.asarray(c3d["data"]["analogs"], dtype=np.float64)
+    if data.ndim != 3 or not labels or data.shape[1] == 0 or data.shape[2] < 2:
+        raise SessionInputError(f"{path}: no analog channels (labels: {labels or 'none'}); "
+                                "HipStride reads EMG and IMU from the C3D's analog data")
+    data = data[0].T  # (frames, channels)
+    labels = labels[: data.shape[1]] + [f"channel {i + 1}" for i in range(len(labels),
+                                                                         data.shape[1])]
+    units = [_unit(str(v)) for v in analog["UNITS"]["value"]] if "UNITS" in analog else []
+    units += [""] * (len(labels) - len(units))
+    rate_hz = float(np.ravel(analog["RATE"]["value"])[0])
+    if not rate_hz > 0:
+        raise SessionInputError(f"{path}: ANALOG:RATE is {rate_hz}; it must be the analog "
+                                "sample rate in Hz")
+    header = c3d["header"]
+    point_rate = float(header["points"]["frame_rate"] or 0.0)
+    first_frame = int(header["points"]["first_frame"])
+    file_start_s = first_frame / point_rate if point_rate > 0 else 0.0
+
+    problems: list[str] = []
+    notes: list[str] = []
+    targets = _assign(labels, mapping or {}, problems, path)
+    ignored = [lb for i, lb in enumerate(labels) if i not in targets]
+
+    emg_idx = sorted((i for i, t in targets.items() if t in EMG_COLUMNS),
+                     key=lambda i: EMG_COLUMNS.index(targets[i]))
+    emg: EmgData | None = None
+    if emg_idx:
+        factors = [_factor(EMG_UNITS_TO_MV, emg_unit or units[i], labels[i], "emg_unit")
+                   for i in emg_idx]
+        emg = EmgData(data[:, emg_idx] * np.array(factors), tuple(targets[i] for i in emg_idx),
+                      rate_hz, file_start_s)
+    imus: dict[str, ImuData] = {}
+    by_target = {t: i for i, t in targets.items()}
+    for segment in IMU_SEGMENTS:
+        present = [c for c in IMU_CHANNELS if f"{segment}_{c}" in by_target]
+        if not present:
+            continue
+        if len(present) < len(IMU_CHANNELS):
+            missing = [f"{segment}_{c}" for c in IMU_CHANNELS if c not in present]
+            problems.append(f"segment {segment!r}: channels {', '.join(missing)} not found "
+                            "(an IMU needs ACC and GYRO X/Y/Z); segment skipped")
+            continue
+        idx = [by_target[f"{segment}_{c}"] for c in IMU_CHANNELS]
+        factors = [_factor(ACC_UNITS_TO_MS2, acc_unit or units[i], labels[i], "acc_unit")
+                   if k < 3 else
+                   _factor(GYR_UNITS_TO_DPS, gyr_unit or units[i], labels[i], "gyr_unit")
+                   for k, i in enumerate(idx)]
+        x = data[:, idx] * np.array(factors)
+        mounting = np.eye(3) if not mountings or segment not in mountings else np.asarray(
+            mountings[segment], dtype=float)
+        imus[segment] = ImuData(segment, x[:, :3].copy(), x[:, 3:].copy(), rate_hz,
+                                file_start_s, mounting)
+    if emg is None and not imus:
+        imu_like = [lb for lb in ignored if imu_axis(lb)]
+        raise SessionInputError(
+            f"{path}: no EMG or IMU channel recognised among the analog labels "
+            f"{', '.join(map(repr, labels))}"
+            + (f" (IMU axes without a segment: {', '.join(map(repr, imu_like))})"
+               if imu_like else "")
+            + ". Give a mapping from label to canonical name, e.g. "
+              "{'EMG1': 'glute_max_l', 'EMG2': 'glute_max_r', 'EMG3': 'biceps_femoris_l', "
+              "'EMG4': 'biceps_femoris_r', 'Sensor 1': 'pelvis'} (docs/formats.md, C3D)")
+    n_points = int(header["points"]["size"])
+    if n_points:
+        notes.append(f"{n_points} marker trajectories (point data) ignored: HipStride reads "
+                     "the analog EMG and IMU channels only")
+    if ignored:
+        notes.append(f"analog channels not used: {', '.join(ignored)}")
+    unassigned = [lb for lb in ignored if imu_axis(lb)]
+    if unassigned:
+        sensors = dict.fromkeys(_sensor_key(lb) for lb in unassigned)
+        example = ", ".join(f"{k!r}: '<segment>'" for k in sensors if k)
+        problems.append("analog channels that look like IMU axes but name no segment were "
+                        f"not used: {', '.join(unassigned)}; map each sensor to a segment "
+                        f"(pelvis, thigh_l, thigh_r, shank_l, shank_r): "
+                        f"{{{example or repr('<label prefix>') + ': ...'}}}")
+    missing_emg = [c for c in EMG_COLUMNS[:4] if c not in (emg.channels if emg else ())]
+    if missing_emg and ignored:
+        problems.append(f"EMG {', '.join(missing_emg)} not found; unmapped analog labels: "
+                        f"{', '.join(ignored)} (map them with mapping / --map)")
+    metadata: dict[str, Any] = {
+        "format": "c3d",
+        "path": str(path),
+        "analog_rate_hz": rate_hz,
+        "labels": {labels[i]: t for i, t in targets.items()},
+        "units": {labels[i]: units[i] for i in targets},
+        "first_frame": first_frame,
+        "point_rate_hz": point_rate,
+        "notes": notes,
+    }
+    claimed = {"emg_unit": emg_unit or "the C3D's ANALOG:UNITS",
+               "acc_unit": acc_unit or "the C3D's ANALOG:UNITS",
+               "gyr_unit": gyr_unit or "the C3D's ANALOG:UNITS"}
+    return assemble_session(
+        emg, imus, source=path.name, start_time_ns=None, problems=problems, metadata=metadata,
+        standing_s=standing_s, units=claimed,
+        unit_advice="Override the file's units with emg_unit / acc_unit / gyr_unit")
+
+
+def _assign(labels: list[str], mapping: Mapping[str, str], problems: list[str], path: Path
+            ) -> dict[int, str]:
+    """Label index → canonical target, from the mapping and then the recogniser."""
+    valid = set(EMG_COLUMNS) | set(IMU_COLUMNS) | set(IMU_SEGMENTS) | {""}
+    for key, target in mapping.items():
+        if target not in valid:
+            close = difflib.get_close_matches(target, sorted(valid - {""}), n=1)
+            raise SessionInputError(
+                f"mapping {key!r} -> {target!r}: not a canonical name"
+                + (f" (did you mean {close[0]!r}?)" if close else "")
+                + f"; targets are EMG channels ({', '.join(EMG_COLUMNS)}), IMU channels "
+                  "(<segment>_<acc|gyr>_<x|y|z>), a segment (to map a whole sensor) or ''")
+    targets: dict[int, str] = {}
+    decided: set[int] = set()
+    for key, target in mapping.items():
+        hits = [i for i, lb in enumerate(labels) if lb == key.strip()] or [
+            i for i, lb in enumerate(labels) if lb.casefold() == key.strip().casefold()]
+        if target in IMU_SEGMENTS:
+            hits = [i for i, lb in enumerate(labels) if _key_matches(key.strip(), lb)
+                    and imu_axis(lb)]
+            for i in hits:
+                kind, axis = imu_axis(labels[i])  # type: ignore[misc]
+                targets[i] = f"{target}_{kind}_{axis}"
+        else:
+            for i in hits:
+                if target:
+                    targets[i] = target
+        decided.update(hits)
+        if not hits:
+            problems.append(f"mapping entry {key!r} matched no analog label of {path.name}")
+    for i, label in enumerate(labels):
+        if i not in decided:
+            name = recognise_label(label)
+            if name is not None:
+                targets[i] = name
+    seen: dict[str, int] = {}
+    for i, t in sorted(targets.items()):
+        if t in seen:
+            raise SessionInputError(
+                f"{path}: analog labels {labels[seen[t]]!r} and {labels[i]!r} both map to "
+                f"{t!r}; map one of them to another name or to '' (ignore)")
+        seen[t] = i
+    return targets
+
+
+def _factor(table: Mapping[str, float], unit: str, label: str, key: str) -> float:
+    factor = table.get(unit) or table.get(unit.lower())
+    if factor is None:
+        raise SessionInputError(
+            f"analog channel {label!r}: unit {unit or '(none)'!r} is not one HipStride "
+            f"converts ({', '.join(table)}); set {key} to the channel's real unit")
+    return factor
