@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import replace
+from importlib import import_module
 from pathlib import Path
 
 from hipstride import __version__
@@ -144,9 +145,24 @@ def _tap(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]
     return run
 
 
+def _analyze(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    from hipstride.pipeline.analyze import add_arguments
+
+    add_arguments(parser)
+
+    def run(args: argparse.Namespace) -> int:
+        from hipstride.pipeline.analyze import run as run_analyze
+
+        return run_analyze(args)
+
+    return run
+
+
 COMMANDS = {
     "edge": ("run the edge agent (sensors -> MQTT)", EDGE_HELP, _edge),
     "tap": ("watch what a broker is carrying", TAP_HELP, _tap),
+    "analyze": ("analyse a session file (CSV, recording, C3D) into strides and a report",
+                None, _analyze),
 }
 
 
@@ -162,6 +178,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable]]:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     runners = {}
     for name, (summary, description, build) in COMMANDS.items():
+        if description is None:  # the component keeps its own help text
+            description = import_module(f"hipstride.pipeline.{name}").HELP
         p = sub.add_parser(name, help=summary, description=description,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         runners[name] = build(p)

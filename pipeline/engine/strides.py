@@ -39,6 +39,9 @@ from .schema import STRIDE_COLUMNS
 ONSET_SEARCH = (-0.45, 0.25)
 BASELINE_SEARCH = (-0.5, 0.5)
 FLEXION_PEAK_SEARCH = (-0.4, 0.1)
+#: Percentile of a channel's envelope taken as its noise floor: every running stride has
+#: ~0.3 s of rest per muscle, so the lowest few percent of the envelope are rest.
+FLOOR_PERCENTILE = 2.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,6 +98,10 @@ def muscle_activity(emg: EmgData, *, ic_s: np.ndarray | None = None,
         ``emg_preprocess(emg)`` when the caller already has it.
     """
     envelope, tkeo = preprocessed or emg_preprocess(emg)
+    # The electrode's noise floor rectifies into a constant offset that would dilute every
+    # ratio (most for a weak muscle); the quietest moments of the session measure it.
+    floor_mv = np.percentile(envelope[::10], FLOOR_PERCENTILE, axis=0)
+    envelope = np.clip(envelope - floor_mv, 0.0, None)
     if mvc is not None:
         missing = [c for c in emg.channels if c not in mvc.channels]
         if missing:
@@ -103,7 +110,7 @@ def muscle_activity(emg: EmgData, *, ic_s: np.ndarray | None = None,
         order = [mvc.channels.index(c) for c in emg.channels]
         mvc_env, _ = emg_preprocess(EmgData(mvc.samples_mv[:, order], emg.channels,
                                             mvc.rate_hz, signal=mvc.signal))
-        reference = emg_mvc_reference(mvc_env, mvc.rate_hz)
+        reference = emg_mvc_reference(np.clip(mvc_env - floor_mv, 0.0, None), mvc.rate_hz)
     else:
         if ic_s is None or len(ic_s) < 3:
             raise ValueError("too few strides to normalise EMG dynamically (need 3 or more; "

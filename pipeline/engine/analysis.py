@@ -1,0 +1,173 @@
+"""One whole session through the engine: EMG and IMU arrays in, :class:`AnalysisResult` out.
+
+The order matters and is the same live (:mod:`.stream`) and offline:
+
+1. kinematics from the IMUs (static calibration on the standing period, then fusion);
+2. gait events per side — from the shanks when present, else from the thighs;
+3. EMG normalised to MVC trials, or dynamically to the session's first steady strides;
+4. per-stride rows; cues over the rows; summaries and gait-cycle ensembles;
+5. the prone hip extension test, when the session has one.
+
+Whatever cannot be computed (a missing channel, no pelvis IMU) is named in ``problems`` and
+the rest goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .cues import Baseline, CueThresholds, evaluate_cues
+from .data import SIDES, EmgData, GaitEvents, ImuData, Kinematics
+from .gait import gait_events_shank, gait_events_thigh
+from .imu import kinematics_from_imu
+from .phe import phe_analyze
+from .result import AnalysisResult, Ensemble
+from .strides import MuscleActivity, emg_preprocess, muscle_activity, stride_rows
+from .summary import cycle_ensemble, summarise
+
+Progress = Callable[[str, float], None]
+
+
+def _no_progress(_stage: str, _fraction: float) -> None:
+    pass
+
+
+def gait_events(kinematics: Kinematics, side: str) -> GaitEvents | None:
+    """Shank gyroscope events when the shank IMU is there, thigh-based otherwise."""
+    shank, thigh = f"shank_{side}", f"thigh_{side}"
+    if shank in kinematics.sagittal_rate_dps:
+        return gait_events_shank(kinematics.sagittal_rate_dps[shank], kinematics.rate_hz,
+                                 start_s=kinematics.start_s, side=side)
+    if thigh in kinematics.sagittal_deg:
+        return gait_events_thigh(kinematics.sagittal_deg[thigh], kinematics.rate_hz,
+                                 start_s=kinematics.start_s, side=side)
+    return None
+
+
+def _ensembles(rows_events: dict[str, GaitEvents], kinematics: Kinematics | None,
+               activity: MuscleActivity | None) -> dict[str, dict[str, Ensemble]]:
+    out: dict[str, dict[str, Ensemble]] = {}
+    for side, events in rows_events.items():
+        curves: dict[str, Ensemble] = {}
+        if kinematics is not None and side in kinematics.hip_flexion_deg:
+            mean, sd, n = cycle_ensemble(kinematics.hip_flexion_deg[side], kinematics.start_s,
+                                         kinematics.rate_hz, events.ic_s, events.valid)
+            curves["hip_flexion_deg"] = Ensemble(mean, sd, n, "deg")
+        if kinematics is not None and kinematics.pelvic_tilt_deg is not None:
+            mean, sd, n = cycle_ensemble(kinematics.pelvic_tilt_deg, kinematics.start_s,
+                                         kinematics.rate_hz, events.ic_s, events.valid)
+            curves["pelvic_tilt_deg"] = Ensemble(mean, sd, n, "deg")
+        if activity is not None:
+            unit = "fraction of MVC" if activity.normalization == "mvc" else "relative"
+            for name, channels in (("glute_envelope", [f"glute_max_{side}"]),
+                                   ("hamstring_envelope", [f"biceps_femoris_{side}",
+                                                           f"semitendinosus_{side}"])):
+                idx = [activity.index(c) for c in channels if activity.index(c) is not None]
+                if idx:
+                    curve = activity.envelope[:, idx].mean(axis=1)
+                    mean, sd, n = cycle_ensemble(curve, activity.start_s, activity.rate_hz,
+                                                 events.ic_s, events.valid)
+                    curves[name] = Ensemble(mean, sd, n, unit)
+        out[side] = curves
+    return out
+
+
+def analyze(emg: EmgData | None, imus: dict[str, ImuData], *,
+            standing_s: tuple[float, float] = (0.0, 5.0), mvc: EmgData | None = None,
+            baseline: Baseline | None = None, thresholds: CueThresholds | None = None,
+            prone_s: tuple[float, float] | None = None,
+            progress: Progress = _no_progress) -> AnalysisResult:
+    """Analyse one session. Raises ValueError only when nothing at all can be computed.
+
+    ``prone_s`` is the (start, end) of a prone hip extension test in the same recording;
+    running analysis uses everything before it.
+    """
+    phe = None
+    if prone_s is not None:
+        phe = _prone_test(emg, imus, prone_s)
+        emg, imus = _before(emg, imus, prone_s[0])
+    problems: list[str] = []
+    if emg is None and not imus:
+        raise ValueError("no EMG and no IMU data: nothing to analyse")
+    kinematics = None
+    if imus:
+        progress("orientation", 0.0)
+        kinematics = kinematics_from_imu(imus, standing=standing_s)
+        problems += [str(p) for p in kinematics.quality.get("problems", [])]
+    progress("gait events", 0.3)
+    events: dict[str, GaitEvents] = {}
+    for side in SIDES:
+        found = gait_events(kinematics, side) if kinematics is not None else None
+        if found is None or found.n_strides == 0:
+            problems.append(f"no strides found on the {'left' if side == 'l' else 'right'} "
+                            "side: is its thigh or shank IMU there and was the athlete running?")
+            continue
+        events[side] = found
+    if not events:
+        raise ValueError("too few strides: no running strides were found on either side "
+                         "(check the IMUs, and that the file covers running, not only standing)")
+    activity = None
+    if emg is not None:
+        progress("EMG", 0.5)
+        steady_ic = np.concatenate([e.ic_s[:-1][e.valid] for e in events.values()])
+        try:
+            activity = muscle_activity(emg, ic_s=np.sort(steady_ic), mvc=mvc,
+                                       preprocessed=emg_preprocess(emg))
+        except ValueError as err:
+            problems.append(f"EMG not analysed: {err}")
+        if activity is not None and activity.normalization == "relative":
+            problems.append("no MVC trials: EMG is normalised to the session's own first "
+                            "strides, so glute:hamstring ratios are relative (compare them "
+                            "within this session only)")
+    else:
+        problems.append("no EMG: no ratios or onsets")
+    progress("strides", 0.8)
+    rows = sorted((row for side, ev in events.items()
+                   for row in stride_rows(side, ev, kinematics, activity)),
+                  key=lambda r: (r["stride_start_s"], r["side"]))
+    cue_events = [e.to_dict() for e in evaluate_cues(rows, baseline,
+                                                     thresholds=thresholds or CueThresholds())]
+    summary: dict[str, Any] = summarise(rows)
+    summary["cues"] = cue_events
+    if phe is not None:
+        summary["prone_hip_extension"] = phe
+    summary["quality"] = {
+        "normalization": activity.normalization if activity else None,
+        "gait_method": {side: ev.method for side, ev in events.items()},
+        "channel_flags": dict(activity.flags) if activity else {},
+        "problems": problems,
+    }
+    if kinematics is not None:
+        summary["quality"]["imu"] = {k: v for k, v in kinematics.quality.items()
+                                     if k != "problems"}
+    progress("done", 1.0)
+    return AnalysisResult(rows=rows, events=events, kinematics=kinematics, activity=activity,
+                          ensembles=_ensembles(events, kinematics, activity),
+                          cue_events=cue_events, phe=phe, summary=summary, problems=problems)
+
+
+def _prone_test(emg: EmgData | None, imus: dict[str, ImuData], window: tuple[float, float]
+                ) -> dict[str, Any]:
+    thighs = {s: imus[s] for s in ("thigh_l", "thigh_r") if s in imus}
+    if emg is None or not thighs:
+        raise ValueError("the prone hip extension test needs EMG and at least one thigh IMU")
+    result = phe_analyze(thighs, emg, imus.get("pelvis"), start_s=window[0], end_s=window[1])
+    return result.to_dict()
+
+
+def _before(emg: EmgData | None, imus: dict[str, ImuData], end_s: float
+            ) -> tuple[EmgData | None, dict[str, ImuData]]:
+    """The part of the session before ``end_s`` (the running part, ahead of a prone test)."""
+    def cut(start_s: float, rate_hz: float) -> int:
+        return max(0, round((end_s - start_s) * rate_hz))
+
+    if emg is not None:
+        n = cut(emg.start_s, emg.rate_hz)
+        emg = EmgData(emg.samples_mv[:n], emg.channels, emg.rate_hz, emg.start_s, emg.signal)
+    imus = {k: ImuData(v.segment, v.acc_mps2[:cut(v.start_s, v.rate_hz)],
+                       v.gyr_dps[:cut(v.start_s, v.rate_hz)], v.rate_hz, v.start_s, v.mounting)
+            for k, v in imus.items()}
+    return emg, imus
