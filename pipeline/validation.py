@@ -146,19 +146,28 @@ def run_case(case: Case) -> dict[str, Any]:
 
 
 def glute_drive_drop(seed: int = 1, drop: float = 0.3) -> dict[str, float]:
-    """A 30 % drop of glute drive mid-session: how much of it shows in glute_ham_ratio."""
-    duration = 150.0
-    session = simulate(duration, profile="healthy", seed=seed, mvc=True,
+    """A 30 % drop of glute drive mid-session: how much of it shows in glute_ham_ratio.
+
+    The measured change of the median ratio between a window before and one after the drop
+    is compared with the same change in the truth's per-stride ratio (which also carries the
+    simulated warm-up, so it is not exactly 30 %).
+    """
+    session = simulate(220.0, profile="healthy", seed=seed, mvc=True,
                        glute_drive_drop=(60.0, 75.0, drop))
     emg, imus, mvc = engine_inputs(session)
-    rows = [r for r in analyze(emg, imus, mvc=mvc).rows if r["valid"]]
-    before = np.nanmedian([r["glute_ham_ratio"] for r in rows
-                           if 20.0 <= r["stride_start_s"] < 60.0])
-    after = np.nanmedian([r["glute_ham_ratio"] for r in rows
-                          if 80.0 <= r["stride_start_s"] < session.truth.phase("mvc")["start_s"]])
-    measured = 1 - after / before
-    return {"expected_drop_pct": drop * 100, "measured_drop_pct": measured * 100,
-            "error_pct_of_drop": abs(measured - drop) / drop * 100}
+    end = session.truth.phase("mvc")["start_s"]
+    windows = ((20.0, 60.0), (80.0, end))
+
+    def change(rows: list[dict]) -> float:
+        before, after = (np.nanmedian([r["glute_ham_ratio"] for r in rows
+                                       if a <= r["stride_start_s"] < b]) for a, b in windows)
+        return float(1 - after / before)
+
+    measured = change([r for r in analyze(emg, imus, mvc=mvc).rows if r["valid"]])
+    truth = change([s for s in session.truth.strides if s["steady"]])
+    return {"simulated_drop_pct": drop * 100, "truth_drop_pct": truth * 100,
+            "measured_drop_pct": measured * 100,
+            "error_pct_of_drop": abs(measured - truth) / truth * 100}
 
 
 def cases(quick: bool = False) -> list[Case]:
@@ -217,9 +226,10 @@ def write_markdown(results: list[tuple[Case, dict]], drop: dict[str, float], pat
         lines.append(f"| {case.name} | " + " | ".join(_fmt(m[c]) for c in cols) + " |")
     lines += [
         "",
-        f"**Glute drive drop**: a {drop['expected_drop_pct']:.0f} % drop between 60 and 75 s "
-        f"showed as a {drop['measured_drop_pct']:.1f} % drop of the median glute:hamstring "
-        f"ratio ({drop['error_pct_of_drop']:.1f} % of the drop off).",
+        f"**Glute drive drop**: glute activation lowered by {drop['simulated_drop_pct']:.0f} % "
+        "between 60 and 75 s. The median glute:hamstring ratio of the truth fell by "
+        f"{drop['truth_drop_pct']:.1f} % (the simulated warm-up also moves it); the engine's by "
+        f"{drop['measured_drop_pct']:.1f} % — {drop['error_pct_of_drop']:.1f} % of the drop off.",
         "",
         "**Real-time factor** of the offline engine on these sessions (5 IMUs, 6 EMG "
         f"channels): median {np.median([m['realtime_factor'] for _, m in results]):.0f}x.",

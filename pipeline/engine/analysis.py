@@ -115,7 +115,7 @@ def analyze(emg: EmgData | None, imus: dict[str, ImuData], *,
         steady_ic = np.concatenate([e.ic_s[:-1][e.valid] for e in events.values()])
         try:
             activity = muscle_activity(emg, ic_s=np.sort(steady_ic), mvc=mvc,
-                                       preprocessed=emg_preprocess(emg))
+                                       rest_s=standing_s, preprocessed=emg_preprocess(emg))
         except ValueError as err:
             problems.append(f"EMG not analysed: {err}")
         if activity is not None and activity.normalization == "relative":

@@ -79,7 +79,8 @@ def emg_preprocess(emg: EmgData) -> tuple[np.ndarray, np.ndarray]:
 
 
 def muscle_activity(emg: EmgData, *, ic_s: np.ndarray | None = None,
-                    mvc: EmgData | None = None, full_scale_mv: float = 10.0,
+                    mvc: EmgData | None = None, rest_s: tuple[float, float] | None = None,
+                    full_scale_mv: float = 10.0,
                     preprocessed: tuple[np.ndarray, np.ndarray] | None = None
                     ) -> MuscleActivity:
     """Normalise EMG to MVC trials when given, else dynamically to the first 30 strides.
@@ -90,6 +91,10 @@ def muscle_activity(emg: EmgData, *, ic_s: np.ndarray | None = None,
         The session's EMG.
     ic_s
         Initial contacts (session s) of steady strides, for dynamic normalisation.
+    rest_s
+        A period with the muscles at rest (the standing calibration): its envelope is the
+        electrode's noise floor, removed before normalising. Without one, the lowest 2 % of
+        each channel's envelope stands in for it.
     mvc
         MVC trials of the same channels (any length); their 500 ms peak is the reference.
     full_scale_mv
@@ -99,9 +104,9 @@ def muscle_activity(emg: EmgData, *, ic_s: np.ndarray | None = None,
     """
     envelope, tkeo = preprocessed or emg_preprocess(emg)
     # The electrode's noise floor rectifies into a constant offset that would dilute every
-    # ratio (most for a weak muscle); the quietest moments of the session measure it.
-    floor_mv = np.percentile(envelope[::10], FLOOR_PERCENTILE, axis=0)
-    envelope = np.clip(envelope - floor_mv, 0.0, None)
+    # ratio (most for a weak muscle): measure it at rest and take it off.
+    floor_mv = noise_floor_mv(envelope, emg.rate_hz, emg.start_s, rest_s)
+    envelope = remove_floor(envelope, floor_mv)
     if mvc is not None:
         missing = [c for c in emg.channels if c not in mvc.channels]
         if missing:
@@ -110,7 +115,7 @@ def muscle_activity(emg: EmgData, *, ic_s: np.ndarray | None = None,
         order = [mvc.channels.index(c) for c in emg.channels]
         mvc_env, _ = emg_preprocess(EmgData(mvc.samples_mv[:, order], emg.channels,
                                             mvc.rate_hz, signal=mvc.signal))
-        reference = emg_mvc_reference(np.clip(mvc_env - floor_mv, 0.0, None), mvc.rate_hz)
+        reference = emg_mvc_reference(remove_floor(mvc_env, floor_mv), mvc.rate_hz)
     else:
         if ic_s is None or len(ic_s) < 3:
             raise ValueError("too few strides to normalise EMG dynamically (need 3 or more; "
@@ -134,6 +139,30 @@ def muscle_activity(emg: EmgData, *, ic_s: np.ndarray | None = None,
         rate_hz=emg.rate_hz, start_s=emg.start_s,
         normalization=EmgNormalization(normalized.normalization).value,
         reference_mv=np.asarray(reference.values_mv), flags=flags)
+
+
+def noise_floor_mv(envelope: np.ndarray, rate_hz: float, start_s: float,
+                   rest_s: tuple[float, float] | None) -> np.ndarray:
+    """Per-channel envelope level at rest: the median over ``rest_s`` (the standing
+    calibration), else the lowest :data:`FLOOR_PERCENTILE` % of the whole envelope."""
+    if rest_s is not None:
+        a = max(0, round((rest_s[0] - start_s) * rate_hz))
+        b = min(len(envelope), round((rest_s[1] - start_s) * rate_hz))
+        # Skip the filter's start-up transient at the very beginning of a recording.
+        a = min(max(a, round(0.5 * rate_hz)), b)
+        if b - a >= rate_hz:
+            return np.median(envelope[a:b], axis=0)
+    return np.percentile(envelope[::10], FLOOR_PERCENTILE, axis=0)
+
+
+def remove_floor(envelope: np.ndarray, floor_mv: np.ndarray) -> np.ndarray:
+    """Take independent noise out of a rectified-mean envelope.
+
+    Muscle signal and electrode noise add as powers, and a rectified-mean envelope is
+    proportional to the RMS, so the muscle's part is sqrt(env² − floor²). Subtracting the
+    floor linearly would bias a weak muscle low by about floor / envelope.
+    """
+    return np.sqrt(np.clip(envelope**2 - floor_mv**2, 0.0, None))
 
 
 def _window(activity: MuscleActivity, ic_s: float, stride_s: float,

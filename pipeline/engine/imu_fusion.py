@@ -1,0 +1,409 @@
+"""IMU orientation by sensor fusion: gyro integration with a gravity-referenced tilt correction.
+
+Quaternions are ``(w, x, y, z)`` arrays (Hamilton convention) of the rotation taking
+sensor-frame vectors to the world frame (x forward, y up, z right; gravity along −y, so an
+accelerometer at rest reads +g along +y). Heading about the vertical is not observable from
+gravity: it is whatever the initial orientation says, plus gyro drift about the vertical
+(:mod:`.imu` re-references it).
+
+The filter is a complementary filter written so that numpy does the per-sample work:
+
+* the gyroscope (bias removed, trapezoidal rule) is integrated within fixed blocks of
+  ``block_s`` seconds by a segmented parallel prefix product of quaternions;
+* once per block the accelerometer corrects tilt: the block's specific force, rotated to the
+  world frame and averaged with weights that fade as ``|acc|`` departs from g (impacts, fast
+  swing), is compared with the vertical; a rotation about the horizontal axis between them,
+  scaled by ``block / time_constant_s``, is applied from the next block on (a proportional
+  term, plus an optional integral term that tracks slow bias drift in the world frame).
+
+The correction of block *k* uses samples of blocks < *k* only, so the filter is causal and the
+offline function :func:`imu_orientation` is :class:`ImuOrientationFilter` run over the whole
+recording: the review output equals the live output. Averaging the world-frame specific force
+over many strides cancels the linear acceleration of a periodic running motion, which is why
+the correction is slow (seconds) rather than a per-sample accelerometer tilt.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+G_MPS2 = 9.80665
+
+__all__ = [
+    "G_MPS2",
+    "ImuOrientationFilter",
+    "imu_gyro_bias",
+    "imu_orientation",
+    "imu_tilt_quaternion",
+    "quat_from_rotvec",
+    "quat_multiply",
+    "quat_rotate",
+    "quat_to_matrix",
+]
+
+
+# --- quaternion helpers (w, x, y, z), vectorised over leading axes -------------------------
+def quat_multiply(p: NDArray[np.float64], q: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Hamilton product ``p ⊗ q`` (apply ``q`` first, then ``p``), shape (..., 4)."""
+    pw, px, py, pz = np.moveaxis(p, -1, 0)
+    qw, qx, qy, qz = np.moveaxis(q, -1, 0)
+    return np.stack([
+        pw * qw - px * qx - py * qy - pz * qz,
+        pw * qx + px * qw + py * qz - pz * qy,
+        pw * qy - px * qz + py * qw + pz * qx,
+        pw * qz + px * qy - py * qx + pz * qw,
+    ], axis=-1)
+
+
+def quat_from_rotvec(rotvec_rad: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Unit quaternions from rotation vectors (rad), shape (..., 3) → (..., 4)."""
+    angle = np.linalg.norm(rotvec_rad, axis=-1)
+    half = 0.5 * angle
+    # sin(a/2)/a, with its series near 0
+    k = np.where(angle > 1e-8, np.sin(half) / np.where(angle > 1e-8, angle, 1.0),
+                 0.5 - angle**2 / 48.0)
+    return np.concatenate([np.cos(half)[..., None], rotvec_rad * k[..., None]], axis=-1)
+
+
+def quat_rotate(q: NDArray[np.float64], v: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Rotate vectors ``v`` (..., 3) by unit quaternions ``q`` (..., 4)."""
+    w = q[..., :1]
+    u = q[..., 1:]
+    t = 2.0 * np.cross(u, v)
+    return v + w * t + np.cross(u, t)
+
+
+def quat_to_matrix(q: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Rotation matrices (..., 3, 3) of unit quaternions (..., 4)."""
+    w, x, y, z = np.moveaxis(q, -1, 0)
+    return np.stack([
+        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+    ], axis=-2)
+
+
+def _normalize(q: NDArray[np.float64]) -> NDArray[np.float64]:
+    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+
+
+def imu_tilt_quaternion(acc_mps2: ArrayLike) -> NDArray[np.float64]:
+    """Smallest rotation taking the measured specific-force direction to world up (+y).
+
+    Parameters
+    ----------
+    acc_mps2 : array_like, shape (3,)
+        Specific force at rest in the sensor frame (m/s²), e.g. a mean over a still period.
+
+    Returns
+    -------
+    ndarray, shape (4,)
+        Sensor → world quaternion with no rotation about the vertical beyond what tilt needs.
+    """
+    a = np.asarray(acc_mps2, dtype=float)
+    norm = np.linalg.norm(a)
+    if not norm > 0:
+        raise ValueError("cannot find the vertical: the accelerometer reads zero")
+    a = a / norm
+    up = np.array([0.0, 1.0, 0.0])
+    axis = np.cross(a, up)
+    s, c = np.linalg.norm(axis), float(a @ up)
+    if s < 1e-12:
+        return np.array([1.0, 0.0, 0.0, 0.0]) if c > 0 else np.array([0.0, 1.0, 0.0, 0.0])
+    return quat_from_rotvec(axis / s * math.atan2(s, c))
+
+
+def imu_gyro_bias(gyr_dps: ArrayLike, rate_hz: float, *, start_s: float = 0.0,
+                  window: tuple[float, float] = (0.0, 5.0)) -> NDArray[np.float64]:
+    """Gyroscope bias (deg/s, sensor frame) as the mean over a still period.
+
+    Parameters
+    ----------
+    gyr_dps : array_like, shape (n, 3)
+        Angular velocity in the sensor frame (deg/s).
+    rate_hz : float
+        Sampling rate (Hz).
+    start_s : float
+        Session time of sample 0 (s).
+    window : (float, float)
+        Still period (session seconds, start inclusive, end exclusive).
+
+    Returns
+    -------
+    ndarray, shape (3,)
+        Mean angular velocity over the window (deg/s).
+
+    Raises
+    ------
+    ValueError
+        When the window holds no sample.
+    """
+    g = np.asarray(gyr_dps, dtype=float)
+    i0 = max(0, math.ceil((window[0] - start_s) * rate_hz - 1e-9))
+    i1 = min(len(g), math.ceil((window[1] - start_s) * rate_hz - 1e-9))
+    if i1 <= i0:
+        raise ValueError(f"no gyroscope samples in the still period {window[0]:g}–{window[1]:g} s "
+                         f"(data covers {start_s:g}–{start_s + len(g) / rate_hz:g} s)")
+    return g[i0:i1].mean(axis=0)
+
+
+class ImuOrientationFilter:
+    """Causal orientation filter whose state carries across blocks of any size.
+
+    Feeding a recording in any chunking gives the same quaternions (to rounding) as one call:
+    corrections are applied at fixed sample counts, never at chunk boundaries.
+
+    Parameters
+    ----------
+    rate_hz : float
+        Sampling rate (Hz).
+    initial : array_like, shape (4,), optional
+        Sensor → world quaternion at the first sample. Default: tilt from the first
+        accelerometer sample, no heading.
+    time_constant_s : float
+        Time constant of the accelerometer tilt correction (s). Long enough to average many
+        strides, short against gyro drift.
+    acc_tolerance_mps2 : float
+        Width of the Gaussian weight on ``|acc| − g`` (m/s²); ``inf`` weights all samples alike.
+    bias_dps : array_like, shape (3,), optional
+        Gyroscope bias to remove (deg/s, sensor frame), e.g. from :func:`imu_gyro_bias`.
+    bias_time_constant_s : float, optional
+        Enables slow tracking of the remaining drift: an integral term with this time constant
+        (s) on the world-frame tilt correction. None (default) = proportional only.
+    block_s : float
+        Period of the tilt correction (s).
+    reference_window_s : (float, float), optional
+        Learn the tilt reference instead of assuming it (s from the first sample): until the
+        window ends the gyroscope alone integrates (no correction), and the mean world-frame
+        specific force over the window becomes the direction the correction holds from then
+        on. Over whole strides that mean is vertical in theory; in practice impact transients
+        and accelerometer errors tilt it by a few degrees, which a reference learned while the
+        bias-calibrated gyro is still accurate (the first seconds of running) absorbs.
+        Default: the vertical.
+    """
+
+    def __init__(self, rate_hz: float, *, initial: ArrayLike | None = None,
+                 time_constant_s: float = 8.0, acc_tolerance_mps2: float = 10.0,
+                 bias_dps: ArrayLike | None = None, bias_time_constant_s: float | None = None,
+                 block_s: float = 0.25,
+                 reference_window_s: tuple[float, float] | None = None) -> None:
+        if not rate_hz > 0:
+            raise ValueError(f"rate_hz must be positive, got {rate_hz!r}")
+        if not time_constant_s > 0:
+            raise ValueError(f"time_constant_s must be positive, got {time_constant_s!r}")
+        self.rate_hz = float(rate_hz)
+        self.time_constant_s = float(time_constant_s)
+        self.acc_tolerance_mps2 = float(acc_tolerance_mps2)
+        self.bias_dps = (np.zeros(3) if bias_dps is None
+                         else np.asarray(bias_dps, dtype=float).reshape(3))
+        self.bias_time_constant_s = bias_time_constant_s
+        self.block_samples = max(1, round(block_s * rate_hz))
+        self._ref = np.array([0.0, 1.0, 0.0])
+        self._learn = (0, 0)  # blocks [k0, k1) learn the reference; no correction before k1
+        if reference_window_s is not None:
+            b = self.block_samples / self.rate_hz
+            k0 = math.ceil(reference_window_s[0] / b - 1e-9)
+            k1 = math.floor(reference_window_s[1] / b + 1e-9)
+            if k1 <= k0:
+                raise ValueError(f"reference_window_s {reference_window_s} holds no whole "
+                                 f"{b:g} s correction block")
+            self._learn = (k0, k1)
+        self._learn_sum = np.zeros(3)
+        self._n_blocks = 0  # completed blocks
+        self._q_start = None if initial is None else _normalize(np.asarray(initial, float))
+        self._q_part = np.array([1.0, 0.0, 0.0, 0.0])  # product so far in the open block
+        self._m_part = np.zeros(3)  # weighted specific force so far, open-block frame
+        self._w_part = 0.0
+        self._integral = np.zeros(3)  # world-frame drift rate (rad/s) of the integral term
+        self._prev_omega: NDArray[np.float64] | None = None
+        self._last: NDArray[np.float64] | None = None
+        self.n_samples = 0
+
+    @property
+    def orientation(self) -> NDArray[np.float64] | None:
+        """Sensor → world quaternion of the last sample fed (None before any)."""
+        return None if self._last is None else self._last.copy()
+
+    def update(self, acc_mps2: ArrayLike, gyr_dps: ArrayLike) -> NDArray[np.float64]:
+        """Feed the next samples; return their orientations.
+
+        Parameters
+        ----------
+        acc_mps2, gyr_dps : array_like, shape (n, 3)
+            Specific force (m/s²) and angular velocity (deg/s) in the sensor frame.
+
+        Returns
+        -------
+        ndarray, shape (n, 4)
+            Sensor → world quaternion at each sample.
+        """
+        acc = np.asarray(acc_mps2, dtype=float).reshape(-1, 3)
+        gyr = np.asarray(gyr_dps, dtype=float).reshape(-1, 3)
+        if len(acc) != len(gyr):
+            raise ValueError(f"acc has {len(acc)} samples but gyr has {len(gyr)}")
+        n = len(acc)
+        if n == 0:
+            return np.zeros((0, 4))
+        if self._q_start is None:
+            self._q_start = imu_tilt_quaternion(acc[0])
+        bsz, dt = self.block_samples, 1.0 / self.rate_hz
+        omega = np.deg2rad(gyr - self.bias_dps)
+        prev = np.empty_like(omega)
+        prev[1:] = omega[:-1]
+        prev[0] = omega[0] if self._prev_omega is None else self._prev_omega
+        steps = quat_from_rotvec(0.5 * (prev + omega) * dt)
+        if self.n_samples == 0:
+            steps[0] = (1.0, 0.0, 0.0, 0.0)  # the initial orientation is at sample 0
+        self._prev_omega = omega[-1].copy()
+
+        idx = self.n_samples + np.arange(n)
+        blk = idx // bsz
+        prod = _segmented_prefix_product(steps, blk, bsz)
+        seg_starts = np.flatnonzero(np.r_[True, blk[1:] != blk[:-1]])
+        seg_ends = np.r_[seg_starts[1:], n]
+        first = slice(0, seg_ends[0])
+        prod[first] = quat_multiply(self._q_part, prod[first])
+        prod = _normalize(prod)
+
+        amag = np.linalg.norm(acc, axis=1)
+        if np.isfinite(self.acc_tolerance_mps2):
+            w = np.exp(-0.5 * ((amag - G_MPS2) / self.acc_tolerance_mps2) ** 2)
+        else:
+            w = np.ones(n)
+        m = np.add.reduceat(w[:, None] * quat_rotate(prod, acc), seg_starts, axis=0)
+        wsum = np.add.reduceat(w, seg_starts)
+        m[0] += self._m_part
+        wsum[0] += self._w_part
+
+        q_starts = np.empty((len(seg_starts), 4))
+        q = tuple(self._q_start.tolist())
+        ends_q, m_l, w_l = prod[seg_ends - 1].tolist(), m.tolist(), wsum.tolist()
+        for g, end in enumerate(seg_ends.tolist()):
+            q_starts[g] = q
+            if (int(idx[end - 1]) + 1) % bsz:  # the chunk ends inside this block: keep it open
+                self._q_part, self._m_part, self._w_part = prod[end - 1], m[g], w_l[g]
+                break
+            q = self._corrected(q, tuple(ends_q[g]), tuple(m_l[g]), w_l[g], bsz * dt)
+        else:
+            self._q_part = np.array([1.0, 0.0, 0.0, 0.0])
+            self._m_part, self._w_part = np.zeros(3), 0.0
+        self._q_start = np.array(q)
+        self.n_samples += n
+        seg_of = np.repeat(np.arange(len(seg_starts)), seg_ends - seg_starts)
+        out = _normalize(quat_multiply(q_starts[seg_of], prod))
+        self._last = out[-1].copy()
+        return out
+
+    @property
+    def reference(self) -> NDArray[np.float64]:
+        """Unit world-frame direction the mean specific force is held to (learned or +y)."""
+        return self._ref.copy()
+
+    def _corrected(self, q_start: tuple[float, ...], q_block: tuple[float, ...],
+                   m_block: tuple[float, ...], w_block: float, block_dt_s: float
+                   ) -> tuple[float, ...]:
+        """Orientation at the start of the next block, tilt-corrected (plain floats: this
+        runs once per block, where numpy's per-call overhead would dominate)."""
+        k = self._n_blocks
+        self._n_blocks += 1
+        q_next = _qmul(q_start, q_block)
+        k0, k1 = self._learn
+        if k < k1:  # still learning the reference: gyro only
+            if k >= k0:
+                self._learn_sum += _qrot(q_start, m_block)
+                if k == k1 - 1 and float(self._learn_sum @ self._learn_sum) > 0:
+                    self._ref = self._learn_sum / np.linalg.norm(self._learn_sum)
+            return _qunit(q_next)
+        ix, iy, iz = self._integral
+        if w_block > 0:
+            # mean specific force of the block (world, in g); linear in the samples, so the
+            # blocks of a stride add up to the stride's mean before anything else happens
+            vx, vy, vz = (c / (w_block * G_MPS2) for c in _qrot(q_start, m_block))
+            rx, ry, rz = self._ref
+            # v × reference, horizontal part only: tilt, never heading
+            ex, ez = vy * rz - vz * ry, vx * ry - vy * rx
+            gain = w_block / self.block_samples / self.time_constant_s
+            cx, cz = ix + gain * ex, iz + gain * ez
+            if self.bias_time_constant_s:
+                ki = gain * self.time_constant_s * block_dt_s / self.bias_time_constant_s**2
+                self._integral = np.array([ix + ki * ex, iy, iz + ki * ez])
+        else:
+            cx, cz = ix, iz
+        half = 0.5 * block_dt_s
+        corr = _qunit((1.0, cx * half, iy * half, cz * half))  # small rotation (first order)
+        return _qunit(_qmul(corr, q_next))
+
+
+def _qmul(p: tuple[float, ...], q: tuple[float, ...]) -> tuple[float, ...]:
+    pw, px, py, pz = p
+    qw, qx, qy, qz = q
+    return (pw * qw - px * qx - py * qy - pz * qz, pw * qx + px * qw + py * qz - pz * qy,
+            pw * qy - px * qz + py * qw + pz * qx, pw * qz + px * qy - py * qx + pz * qw)
+
+
+def _qrot(q: tuple[float, ...], v: tuple[float, ...]) -> tuple[float, float, float]:
+    w, x, y, z = q
+    vx, vy, vz = v
+    tx, ty, tz = 2.0 * (y * vz - z * vy), 2.0 * (z * vx - x * vz), 2.0 * (x * vy - y * vx)
+    return (vx + w * tx + y * tz - z * ty, vy + w * ty + z * tx - x * tz,
+            vz + w * tz + x * ty - y * tx)
+
+
+def _qunit(q: tuple[float, ...]) -> tuple[float, ...]:
+    n = math.sqrt(sum(c * c for c in q))
+    return tuple(c / n for c in q)
+
+
+def _segmented_prefix_product(steps: NDArray[np.float64], blk: NDArray[np.int64],
+                              max_len: int) -> NDArray[np.float64]:
+    """Inclusive prefix quaternion product ``s_a ⊗ … ⊗ s_i`` restarting where ``blk`` changes.
+
+    Hillis–Steele scan: ceil(log2(max_len)) vectorised passes for segments of ≤ max_len.
+    """
+    out = steps.copy()
+    d = 1
+    while d < min(max_len, len(out)):
+        same = np.flatnonzero(blk[d:] == blk[:-d]) + d
+        out[same] = quat_multiply(out[same - d], out[same])
+        d *= 2
+    return out
+
+
+def imu_orientation(acc_mps2: ArrayLike, gyr_dps: ArrayLike, rate_hz: float, *,
+                    initial: ArrayLike | None = None, time_constant_s: float = 8.0,
+                    acc_tolerance_mps2: float = 10.0, bias_dps: ArrayLike | None = None,
+                    bias_time_constant_s: float | None = None,
+                    reference_window_s: tuple[float, float] | None = None
+                    ) -> NDArray[np.float64]:
+    """Sensor → world orientation of a whole recording (complementary filter).
+
+    Identical to :class:`ImuOrientationFilter` fed the recording at once (see there and the
+    module docstring for the parameters); the filter is causal, so review and live agree.
+
+    Parameters
+    ----------
+    acc_mps2, gyr_dps : array_like, shape (n, 3)
+        Specific force (m/s²) and angular velocity (deg/s) in the sensor frame.
+    rate_hz : float
+        Sampling rate (Hz).
+
+    Returns
+    -------
+    ndarray, shape (n, 4)
+        Unit quaternions (w, x, y, z), sensor → world.
+
+    Examples
+    --------
+    >>> acc = np.tile([0.0, 9.80665, 0.0], (400, 1))
+    >>> q = imu_orientation(acc, np.zeros((400, 3)), 200.0)
+    >>> np.allclose(q[-1], [1, 0, 0, 0])
+    True
+    """
+    filt = ImuOrientationFilter(rate_hz, initial=initial, time_constant_s=time_constant_s,
+                                acc_tolerance_mps2=acc_tolerance_mps2, bias_dps=bias_dps,
+                                bias_time_constant_s=bias_time_constant_s,
+                                reference_window_s=reference_window_s)
+    return filt.update(acc_mps2, gyr_dps)
