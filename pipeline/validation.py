@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hipstride.edge.simulator import simulate
-from hipstride.edge.simulator.session import SimulatedSession
+from hipstride.edge.simulator.session import Dropout, SimulatedSession
 from hipstride.pipeline.engine.analysis import analyze
 from hipstride.pipeline.engine.cues import classify_session
 from hipstride.pipeline.engine.data import EmgData, ImuData
@@ -57,6 +57,9 @@ class Case:
     seed: int = 1
     duration_s: float = 90.0
     settings: dict[str, Any] = field(default_factory=dict)
+    #: Whether the cue classification is judged: on the profile cases, whose point it is. The
+    #: condition cases (speed changes, noise) measure strides and angles.
+    judge_cues: bool = True
 
 
 def engine_inputs(session: SimulatedSession) -> tuple[EmgData, dict[str, ImuData], EmgData]:
@@ -140,7 +143,8 @@ def run_case(case: Case) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     metrics = compare(session, result)
     cues = classify_session(result.rows)
-    metrics.update(cues=sorted(cues), cues_ok=cues_correct(case.profile, cues),
+    metrics.update(cues=sorted(cues),
+                   cues_ok=cues_correct(case.profile, cues) if case.judge_cues else None,
                    realtime_factor=session.truth.phase("mvc")["start_s"] / seconds)
     return metrics
 
@@ -174,20 +178,25 @@ def cases(quick: bool = False) -> list[Case]:
     seeds = (1, 2) if quick else (1, 2, 3)
     out = [Case(f"{p} seed {s}", p, s) for p in EXPECTED_CUES for s in seeds]
     out += [
-        Case("jog 7 → fast 18 km/h", "healthy", 4, 120.0,
-             {"speed_schedule": ((0.0, 7.0), (40.0, 7.0), (90.0, 18.0))}),
+        Case("jog 7 → fast 18 km/h", "healthy", 4, 160.0,
+             {"speed_schedule": ((0.0, 7.0), (40.0, 7.0), (90.0, 18.0))}, judge_cues=False),
         Case("straps 20° off", "healthy", 5, settings={"misalignment_deg": 20.0}),
         Case("straps 20° off, limited extension", "limited_extension", 6,
              settings={"misalignment_deg": 20.0}),
         Case("4x IMU noise, 50 Hz hum", "hamstring_dominant", 7,
              settings={"imu_noise": 4.0, "mains_hz": 50}),
+        Case("electrode off: glute_max_r flat 40-60 s", "healthy", 9, settings={
+            "dropouts": (Dropout("glute_max_r", 40.0, 60.0, "flat"),)}, judge_cues=False),
     ]
     if not quick:
-        out.append(Case("fatigue over 3 min", "healthy", 8, 200.0, {"fatigue": 1.0}))
+        out.append(Case("fatigue over 3 min", "healthy", 8, 240.0, {"fatigue": 1.0},
+                        judge_cues=False))
     return out
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
     if isinstance(value, bool):
         return "yes" if value else "**no**"
     if isinstance(value, float):
@@ -268,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     write_markdown(results, drop, Path(args.out), time.perf_counter() - started)
     failed = [(c.name, k) for c, m in results for k, (op, v) in TARGETS.items()
               if not (m[k] >= v if op == "≥" else m[k] <= v)]
-    failed += [(c.name, "cues") for c, m in results if not m["cues_ok"]]
+    failed += [(c.name, "cues") for c, m in results if m["cues_ok"] is False]
     if drop["error_pct_of_drop"] > 10:
         failed.append(("glute drive drop", "ratio"))
     print(f"wrote {args.out}; {len(failed)} target(s) missed"

@@ -177,11 +177,14 @@ def impact_specific_force_ms2(win: GaitWindow, t_s: np.ndarray, segment: str,
     """Heel-strike transients (segment frame, m/s²): strongest at the shank, damped upwards.
 
     An alpha pulse peaking 6 ms after IC along the segment's long axis (+y, pushed up through
-    the leg) with a smaller anterior-posterior part.
+    the leg) with a smaller anterior-posterior part, followed by a slower opposite lobe of the
+    same area: the impact jolts the sensor and the tissue brings it back, so the transient
+    changes no velocity and the specific force still averages to g over a stride, as it must
+    for any periodic motion.
     """
     t_s = np.asarray(t_s, dtype=float)
     out = np.zeros((len(t_s), 3))
-    tau0 = 0.006
+    tau0, tau1 = 0.006, 0.02
     for s in win.steps:
         if segment == "pelvis":
             gain = 15.0
@@ -190,11 +193,12 @@ def impact_specific_force_ms2(win: GaitWindow, t_s: np.ndarray, segment: str,
         else:
             continue
         dt = t_s - s.ic_s
-        sel = (dt >= 0.0) & (dt < 0.08)
+        sel = (dt >= 0.0) & (dt < 0.2)
         if not sel.any():
             continue
-        x = dt[sel] / tau0
-        pulse = gain * s.artefact_scale * x * np.exp(1.0 - x)
+        x, y = dt[sel] / tau0, dt[sel] / tau1
+        # equal areas: gain * tau0 * e for the jolt, (gain * tau0 / tau1) * tau1 * e back
+        pulse = gain * s.artefact_scale * (x * np.exp(1.0 - x) - tau0 / tau1 * y * np.exp(1.0 - y))
         out[sel, 1] += pulse
         out[sel, 0] -= 0.3 * pulse
     return out * weight[:, None]
