@@ -39,9 +39,22 @@ EXPECTED_CUES = {
 }
 
 
-def cues_correct(profile: str, raised: set[str]) -> bool:
+def cues_correct(profile: str, raised: set[str], truth: set[str] | None = None) -> bool:
+    """The profile's defining cues are raised and nothing else is raised that a perfect
+    measurement would not raise (``truth``: the cues of the truth's own stride rows; a
+    simulated runner's random variation can make a cue true). Of the cues the truth raises,
+    only the profile's secondary ones may be missed (they sit near their thresholds)."""
     required, allowed = EXPECTED_CUES[profile]
-    return required <= raised <= required | allowed
+    if truth is None:
+        return required <= raised <= required | allowed
+    return required <= raised <= truth | required and truth - raised <= allowed
+
+
+def truth_cues(session: SimulatedSession) -> set[str]:
+    """What the cues say about the truth's own per-stride values (MVC-normalised)."""
+    rows = [dict(s, valid=True, normalization="mvc", quality="", gait_method="truth")
+            for s in session.truth.strides if s["steady"]]
+    return classify_session(rows)
 TARGETS = {
     "stride_recall": ("≥", 0.99), "stride_precision": ("≥", 0.99),
     "ic_error_ms": ("≤", 10.0), "peak_hip_extension_error_deg": ("≤", 2.0),
@@ -55,7 +68,7 @@ class Case:
     name: str
     profile: str = "healthy"
     seed: int = 1
-    duration_s: float = 90.0
+    duration_s: float = 150.0
     settings: dict[str, Any] = field(default_factory=dict)
     #: Whether the cue classification is judged: on the profile cases, whose point it is. The
     #: condition cases (speed changes, noise) measure strides and angles.
@@ -143,8 +156,10 @@ def run_case(case: Case) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     metrics = compare(session, result)
     cues = classify_session(result.rows)
-    metrics.update(cues=sorted(cues),
-                   cues_ok=cues_correct(case.profile, cues) if case.judge_cues else None,
+    expected = truth_cues(session)
+    metrics.update(cues=sorted(cues), truth_cues=sorted(expected),
+                   cues_ok=cues_correct(case.profile, cues, expected) if case.judge_cues
+                   else None,
                    realtime_factor=session.truth.phase("mvc")["start_s"] / seconds)
     return metrics
 
@@ -184,7 +199,7 @@ def cases(quick: bool = False) -> list[Case]:
         Case("straps 20° off, limited extension", "limited_extension", 6,
              settings={"misalignment_deg": 20.0}),
         Case("4x IMU noise, 50 Hz hum", "hamstring_dominant", 7,
-             settings={"imu_noise": 4.0, "mains_hz": 50}),
+             settings={"imu_noise": 4.0, "mains_hz": 50}, judge_cues=False),
         Case("electrode off: glute_max_r flat 40-60 s", "healthy", 9, settings={
             "dropouts": (Dropout("glute_max_r", 40.0, 60.0, "flat"),)}, judge_cues=False),
     ]
@@ -210,9 +225,9 @@ def write_markdown(results: list[tuple[Case, dict]], drop: dict[str, float], pat
                    elapsed_s: float) -> None:
     cols = ["stride_recall", "stride_precision", "ic_error_ms", "peak_hip_extension_error_deg",
             "peak_anterior_tilt_error_deg", "glute_onset_error_ms", "hamstring_onset_error_ms",
-            "glute_ham_ratio_error_pct", "cues", "cues_ok"]
+            "glute_ham_ratio_error_pct", "cues", "truth_cues", "cues_ok"]
     heads = ["recall", "precision", "IC ms", "hip ext °", "tilt °", "glute onset ms",
-             "ham onset ms", "ratio %", "cues raised", "cues right"]
+             "ham onset ms", "ratio %", "cues raised", "cues on truth", "cues right"]
     lines = [
         "# Validation against simulator ground truth",
         "",
@@ -226,7 +241,8 @@ def write_markdown(results: list[tuple[Case, dict]], drop: dict[str, float], pat
         "| target | value |", "|---|---|",
         *[f"| {k} | {op} {v:g} |" for k, (op, v) in TARGETS.items()],
         "| 30 % drop in glute drive shows in glute_ham_ratio | within 10 % of the drop |",
-        "| every profile classified correctly by the cues | yes |",
+        "| every profile classified correctly by the cues | yes: the profile's own cues, no cue "
+        "its true stride values do not raise, and no other cue of the truth's missed |",
         "",
         "| session | " + " | ".join(heads) + " |",
         "|---" * (len(heads) + 1) + "|",

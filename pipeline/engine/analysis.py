@@ -118,6 +118,14 @@ def analyze(emg: EmgData | None, imus: dict[str, ImuData], *,
                                        rest_s=standing_s, preprocessed=emg_preprocess(emg))
         except ValueError as err:
             problems.append(f"EMG not analysed: {err}")
+        if activity is not None and activity.notes:
+            hummed = ", ".join(sorted(activity.notes))
+            problems.append(f"mains hum dominates {hummed}: a notch filter was applied; check "
+                            "those electrodes' skin contact and keep cables away from mains")
+        if activity is not None and activity.flags:
+            for channel, found in sorted(activity.flags.items()):
+                problems.append(f"{channel} is {' and '.join(found)}: its metrics are left out "
+                                "(electrode off or cable broken?)")
         if activity is not None and activity.normalization == "relative":
             problems.append("no MVC trials: EMG is normalised to the session's own first "
                             "strides, so glute:hamstring ratios are relative (compare them "
@@ -138,6 +146,7 @@ def analyze(emg: EmgData | None, imus: dict[str, ImuData], *,
         "normalization": activity.normalization if activity else None,
         "gait_method": {side: ev.method for side, ev in events.items()},
         "channel_flags": dict(activity.flags) if activity else {},
+        "channel_notes": dict(activity.notes) if activity else {},
         "problems": problems,
     }
     if kinematics is not None:

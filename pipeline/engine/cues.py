@@ -112,9 +112,12 @@ class CueThresholds:
     asymmetry_alert_pct, asymmetry_caution_pct, si_hysteresis_pct : float
         |SI| (%) above ``alert`` = alert, above ``caution`` = caution; a level steps down only
         ``si_hysteresis_pct`` below its boundary.
-    asymmetry_metrics : tuple of (str, float)
+    asymmetry_metrics : tuple of (str, float, float)
         Metrics compared left/right, each with the minimum |mean| of the two sides below which
-        its SI is not computed (SI explodes near zero, e.g. 1° vs 2° of extension is 67 %).
+        its SI is not computed (SI explodes near zero, e.g. 1° vs 2° of extension is 67 %), and
+        the smallest |right − left| that counts at all: below the measurement's own accuracy
+        (about 2° for IMU hip angles) a difference is not evidence of asymmetry, however large
+        the SI of two small numbers.
     signal_window_strides, signal_min_strides : int
         Signal problem: flagged in ``signal_min_strides`` of the side's last
         ``signal_window_strides`` strides; cleared when flagged in none of them.
@@ -132,8 +135,8 @@ class CueThresholds:
     asymmetry_alert_pct: float = 15.0
     asymmetry_caution_pct: float = 10.0
     si_hysteresis_pct: float = 2.0
-    asymmetry_metrics: tuple[tuple[str, float], ...] = (
-        ("glute_ham_ratio", 0.05), ("peak_hip_extension_deg", 3.0))
+    asymmetry_metrics: tuple[tuple[str, float, float], ...] = (
+        ("glute_ham_ratio", 0.05, 0.0), ("peak_hip_extension_deg", 3.0, 2.0))
     signal_window_strides: int = 5
     signal_min_strides: int = 3
 
@@ -368,7 +371,7 @@ class CueTracker:
         self._windows = {(c, s): deque(maxlen=th.window_strides) for c in _WINDOWED
                          for s in SIDES}
         self._asym = {(m, s): deque(maxlen=th.asymmetry_window_strides)
-                      for m, _ in th.asymmetry_metrics for s in SIDES}
+                      for m, _, _ in th.asymmetry_metrics for s in SIDES}
         self._signal = {s: deque(maxlen=th.signal_window_strides) for s in SIDES}
         #: (cue, side, channel) -> level of every active cue.
         self._active: dict[tuple[str, str | None, str | None], str] = {}
@@ -493,7 +496,7 @@ class CueTracker:
         th = self.thresholds
         n = th.asymmetry_window_strides
         worst: tuple[float, str, float, float] | None = None
-        for metric, min_mean in th.asymmetry_metrics:
+        for metric, min_mean, min_difference in th.asymmetry_metrics:
             value = _num(row.get(metric))
             if math.isfinite(value):
                 self._asym[(metric, side)].append(value)
@@ -501,7 +504,7 @@ class CueTracker:
             if len(left) < n or len(right) < n:
                 continue
             med_l, med_r = float(np.median(left)), float(np.median(right))
-            if abs(0.5 * (med_l + med_r)) < min_mean:
+            if abs(0.5 * (med_l + med_r)) < min_mean or abs(med_r - med_l) < min_difference:
                 continue
             si = symmetry_index_pct(med_r, med_l)
             if math.isfinite(si) and (worst is None or abs(si) > abs(worst[0])):

@@ -195,8 +195,10 @@ def emg_normalize(envelope: ArrayLike, reference: EmgReference) -> EmgNormalized
         ``values`` (fraction of the reference, 1.0 = reference; same shape as ``envelope``) and
         the reference's ``normalization`` label.
     """
-    env = np.asarray(envelope, dtype=np.float64)
-    ref = np.asarray(reference.values_mv, dtype=np.float64)
+    env = np.asarray(envelope)
+    if env.dtype != np.float32:  # single precision stays single (hour-long reviews)
+        env = env.astype(np.float64, copy=False)
+    ref = np.asarray(reference.values_mv, dtype=env.dtype)
     n_channels = 1 if env.ndim == 1 else env.shape[1]
     if ref.shape != (n_channels,):
         raise ValueError(f"reference has {ref.shape} values for {n_channels} channel(s)")

@@ -210,6 +210,26 @@ def _checked_design(sampling_rate_hz: float, design: EmgFilterDesign | None) -> 
     return design
 
 
+def _real(x: ArrayLike) -> NDArray[np.floating]:
+    """float32 stays float32 (half the memory traffic on hour-long reviews; the SOS form keeps
+    these filters accurate in single precision); anything else becomes float64."""
+    arr = np.asarray(x)
+    return arr if arr.dtype == np.float32 else arr.astype(np.float64, copy=False)
+
+
+def zero_phase(sos: NDArray[np.float64], x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``sosfiltfilt`` along time (axis 0) of (n_samples[, n_channels]) data.
+
+    scipy copies its input contiguous along the filtered axis; for time-first data that is a
+    slow strided gather per pass. Working on channel-major memory makes each copy a memcpy
+    (about twice as fast overall); the result is a time-first view of it.
+    """
+    sos = sos.astype(x.dtype, copy=False)  # else scipy upcasts float32 data to float64
+    if x.ndim == 2:
+        return sosfiltfilt(sos, np.ascontiguousarray(x.T), axis=-1).T
+    return sosfiltfilt(sos, x, axis=0)
+
+
 def emg_clean(x: ArrayLike, sampling_rate_hz: float, *, design: EmgFilterDesign | None = None
               ) -> NDArray[np.float64]:
     """Band-pass (and notch, if designed) EMG zero-phase, for onset detection and review.
@@ -229,7 +249,7 @@ def emg_clean(x: ArrayLike, sampling_rate_hz: float, *, design: EmgFilterDesign 
         Band-passed EMG (mV), same shape as ``x``, no phase shift.
     """
     design = _checked_design(sampling_rate_hz, design)
-    return sosfiltfilt(design.band_sos, np.asarray(x, dtype=np.float64), axis=0)
+    return zero_phase(design.band_sos, _real(x))
 
 
 def emg_envelope(x: ArrayLike, sampling_rate_hz: float, *,
@@ -260,9 +280,9 @@ def emg_envelope(x: ArrayLike, sampling_rate_hz: float, *,
         Envelope (mV), same shape as ``x``.
     """
     design = _checked_design(sampling_rate_hz, design)
-    x = np.asarray(x, dtype=np.float64)
-    band = np.abs(x) if band_passed else np.abs(sosfiltfilt(design.band_sos, x, axis=0))
-    return sosfiltfilt(design.envelope_sos, band, axis=0)
+    x = _real(x)
+    band = np.abs(x) if band_passed else np.abs(zero_phase(design.band_sos, x))
+    return zero_phase(design.envelope_sos, band)
 
 
 class EmgEnvelopeFilter:

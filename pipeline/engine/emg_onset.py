@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.signal import butter, sosfiltfilt
+from scipy.signal import butter
+
+from .emg_filters import zero_phase
 
 __all__ = ["emg_onsets", "emg_quiet_window", "emg_tkeo", "emg_tkeo_envelope"]
 
@@ -38,7 +40,8 @@ def emg_tkeo(x: ArrayLike) -> NDArray[np.float64]:
     ndarray
         TKEO (mV²), same shape as ``x``; the first and last samples repeat their neighbours.
     """
-    arr = np.asarray(x, dtype=np.float64)
+    arr = np.asarray(x)
+    arr = arr if arr.dtype == np.float32 else arr.astype(np.float64, copy=False)
     if arr.shape[0] < 3:
         raise ValueError("emg_tkeo needs at least 3 samples")
     out = np.empty_like(arr)
@@ -70,7 +73,7 @@ def emg_tkeo_envelope(x_clean: ArrayLike, sampling_rate_hz: float,
         TKEO envelope (mV²), same shape as ``x_clean``.
     """
     sos = butter(order, cutoff_hz, btype="lowpass", fs=sampling_rate_hz, output="sos")
-    return sosfiltfilt(sos, np.abs(emg_tkeo(x_clean)), axis=0)
+    return zero_phase(sos, np.abs(emg_tkeo(x_clean)))
 
 
 def emg_quiet_window(envelope: ArrayLike, sampling_rate_hz: float, window_ms: float = 200.0,

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.signal import welch
 
 from .data import EmgData, GaitEvents, Kinematics
 from .emg import (
@@ -26,6 +27,7 @@ from .emg import (
     emg_clean,
     emg_dynamic_reference,
     emg_envelope,
+    emg_filter_design,
     emg_integrate,
     emg_mvc_reference,
     emg_normalize,
@@ -50,7 +52,8 @@ class MuscleActivity:
 
     ``envelope`` is normalised (fraction of MVC, or of the dynamic reference when
     ``normalization`` is "relative"); ``tkeo_envelope`` feeds onset detection; ``flags`` lists
-    per channel what is wrong with it (flat, saturated, mains) — such channels give NaN.
+    per channel what is wrong with it (flat, saturated) — such channels give NaN; ``notes``
+    what was worked around (mains hum, notched).
     """
 
     envelope: np.ndarray
@@ -61,6 +64,8 @@ class MuscleActivity:
     normalization: str
     reference_mv: np.ndarray
     flags: dict[str, list[str]] = field(default_factory=dict)
+    #: Problems that were worked around (mains hum, notched): reported, the channel counts.
+    notes: dict[str, list[str]] = field(default_factory=dict)
 
     def index(self, channel: str) -> int | None:
         return self.channels.index(channel) if channel in self.channels else None
@@ -69,11 +74,29 @@ class MuscleActivity:
         return round((t_s - self.start_s) * self.rate_hz)
 
 
+def mains_hz(emg: EmgData, *, check_s: float = 30.0) -> float | None:
+    """50 or 60 when mains hum dominates any channel (so a notch must go in), else None.
+
+    The notch is off by default (DOMAIN.md: good electrode contact beats a notch); it is
+    switched on only for a recording the hum would otherwise make useless.
+    """
+    chunk = np.asarray(emg.samples_mv[: round(check_s * emg.rate_hz)], float)
+    if len(chunk) < emg.rate_hz or not emg_quality(chunk, emg.rate_hz, np.inf).mains.any():
+        return None
+    freqs, psd = welch(chunk - chunk.mean(axis=0), fs=emg.rate_hz,
+                       nperseg=round(emg.rate_hz), axis=0)
+    power = {hz: psd[np.abs(freqs - hz) <= 1.0].sum() for hz in (50.0, 60.0)}
+    return max(power, key=power.get)
+
+
 def emg_preprocess(emg: EmgData) -> tuple[np.ndarray, np.ndarray]:
     """Zero-phase envelope (mV) and TKEO envelope of every channel of a raw EMG stream."""
     if emg.signal == "envelope":  # analog envelope modules: already rectified and smoothed
         return np.asarray(emg.samples_mv, float), np.asarray(emg.samples_mv, float)
-    clean = emg_clean(emg.samples_mv, emg.rate_hz)
+    hum = mains_hz(emg)
+    design = emg_filter_design(emg.rate_hz, notch_hz=hum) if hum else None
+    # Single precision: an hour of 6 x 2 kHz is memory-bound, and 24-bit EMG needs no more.
+    clean = emg_clean(np.asarray(emg.samples_mv, np.float32), emg.rate_hz, design=design)
     envelope = emg_envelope(clean, emg.rate_hz, band_passed=True)
     return envelope, emg_tkeo_envelope(clean, emg.rate_hz)
 
@@ -124,21 +147,22 @@ def muscle_activity(emg: EmgData, *, ic_s: np.ndarray | None = None,
         bounds = bounds[(bounds >= 0) & (bounds <= len(envelope))]
         reference = emg_dynamic_reference(envelope, bounds, n_strides=30)
     normalized = emg_normalize(envelope, reference)
-    quality = emg_quality(emg.samples_mv, emg.rate_hz, full_scale_mv)
+    quality = emg_quality(quality_sample(emg.samples_mv, emg.rate_hz), emg.rate_hz,
+                          full_scale_mv)
     flags: dict[str, list[str]] = {}
+    notes: dict[str, list[str]] = {}
     for i, channel in enumerate(emg.channels):
         found = [name for name, bad in (("flat", quality.flat[i]),
-                                        ("saturated", quality.saturated[i]),
-                                        ("mains", quality.mains[i])) if bad]
-        if emg.signal == "envelope":
-            found = [f for f in found if f != "mains"]
+                                        ("saturated", quality.saturated[i])) if bad]
         if found:
             flags[channel] = found
+        if quality.mains[i] and emg.signal != "envelope":
+            notes[channel] = ["mains"]  # notched in emg_preprocess; the channel still counts
     return MuscleActivity(
         envelope=np.asarray(normalized.values), tkeo_envelope=tkeo, channels=emg.channels,
         rate_hz=emg.rate_hz, start_s=emg.start_s,
         normalization=EmgNormalization(normalized.normalization).value,
-        reference_mv=np.asarray(reference.values_mv), flags=flags)
+        reference_mv=np.asarray(reference.values_mv), flags=flags, notes=notes)
 
 
 def noise_floor_mv(envelope: np.ndarray, rate_hz: float, start_s: float,
@@ -153,6 +177,16 @@ def noise_floor_mv(envelope: np.ndarray, rate_hz: float, start_s: float,
         if b - a >= rate_hz:
             return np.median(envelope[a:b], axis=0)
     return np.percentile(envelope[::10], FLOOR_PERCENTILE, axis=0)
+
+
+def quality_sample(x: np.ndarray, rate_hz: float, *, chunk_s: float = 5.0,
+                   every_s: float = 60.0) -> np.ndarray:
+    """5 s out of every minute: enough to judge a channel flat, saturated or humming, at a
+    twelfth of the cost of a spectrum over an hour-long session."""
+    chunk, step = round(chunk_s * rate_hz), round(every_s * rate_hz)
+    if len(x) <= 2 * step:
+        return x
+    return np.concatenate([x[i:i + chunk] for i in range(0, len(x) - chunk, step)])
 
 
 def remove_floor(envelope: np.ndarray, floor_mv: np.ndarray) -> np.ndarray:
@@ -240,6 +274,7 @@ def stride_rows(side: str, events: GaitEvents, kinematics: Kinematics | None,
             if activity.index(channel) is None:
                 base_flags.append(f"missing:{channel}")
             base_flags += [f"{flag}:{channel}" for flag in activity.flags.get(channel, [])]
+            base_flags += [f"{note}:{channel}" for note in activity.notes.get(channel, [])]
     if hip is None:
         base_flags.append(f"missing:imu_thigh_{side}")
     if tilt is None:
