@@ -158,11 +158,58 @@ def _analyze(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], 
     return run
 
 
+SIMULATE_HELP = """\
+Write a simulated session to files: emg.csv and imu.csv (the CSV format of docs/formats.md),
+session.hsrec (a recording, as the pipeline keeps them) and truth.json / truth.npz (the ground
+truth: every stride's events and metrics, the hip and pelvis curves). Feed them to
+`hipstride analyze` to see what the engine finds, and compare with the truth.
+
+example:
+  hipstride simulate --profile hamstring_dominant --duration 120 --out sim/
+  hipstride analyze --emg sim/emg.csv --imu sim/imu.csv --out sim/results
+"""
+
+
+def _simulate(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    parser.add_argument("--out", metavar="DIR", required=True, help="folder to write")
+    parser.add_argument("--duration", type=float, default=120.0, metavar="S",
+                        help="total seconds (default 120): 5 s standing, then running; --mvc "
+                             "and --prone take about 50 s and 45 s of it at the end")
+    parser.add_argument("--profile", default="healthy",
+                        help="healthy | hamstring_dominant | limited_extension | asymmetry")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument("--mvc", action="store_true",
+                        help="append MVC trials (per muscle, 5 s efforts) after running")
+    parser.add_argument("--prone", action="store_true",
+                        help="append a prone hip extension test after running")
+
+    def run(args: argparse.Namespace) -> int:
+        from hipstride.edge.simulator import simulate
+        from hipstride.edge.simulator.export import write_csv_pair, write_recording
+
+        try:
+            session = simulate(args.duration, profile=args.profile, seed=args.seed,
+                               mvc=args.mvc, prone=args.prone)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        out = Path(args.out)
+        paths = [*write_csv_pair(session, out), write_recording(session, out / "session.hsrec"),
+                 *session.truth.write(out / "truth")]
+        for phase in session.truth.phases:
+            print(f"{phase['name']:>9}: {phase['start_s']:7.1f} - {phase['end_s']:7.1f} s")
+        print("wrote " + ", ".join(str(p) for p in paths))
+        return EXIT_OK
+
+    return run
+
+
 COMMANDS = {
     "edge": ("run the edge agent (sensors -> MQTT)", EDGE_HELP, _edge),
     "tap": ("watch what a broker is carrying", TAP_HELP, _tap),
     "analyze": ("analyse a session file (CSV, recording, C3D) into strides and a report",
                 None, _analyze),
+    "simulate": ("write a simulated session (CSV, recording, ground truth) to files",
+                 SIMULATE_HELP, _simulate),
 }
 
 

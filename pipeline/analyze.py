@@ -60,6 +60,8 @@ def add_arguments(parser: Any) -> None:
                         help="seconds of quiet standing at the start (default 5)")
     parser.add_argument("--mvc", metavar="CSV",
                         help="EMG CSV of maximal voluntary contraction trials")
+    parser.add_argument("--mvc-window", metavar="START:END",
+                        help="session seconds of MVC trials in the same file (instead of --mvc)")
     parser.add_argument("--prone", metavar="START:END",
                         help="session seconds of a prone hip extension test in the same file")
     parser.add_argument("--athlete", help="athlete name for the report")
@@ -98,17 +100,17 @@ def read_mvc(path: str | None, rename: dict | None = None) -> EmgData | None:
     return EmgData(table.samples, tuple(table.channels), table.rate_hz)
 
 
-def parse_window(text: str | None) -> tuple[float, float] | None:
+def parse_window(text: str | None, option: str) -> tuple[float, float] | None:
     """``"120:160"`` -> (120.0, 160.0); ValueError naming the option otherwise."""
     if not text:
         return None
     try:
         start, end = (float(x) for x in text.split(":"))
     except ValueError:
-        raise ValueError(f"--prone {text!r}: expected START:END in seconds, e.g. 120:165"
+        raise ValueError(f"{option} {text!r}: expected START:END in seconds, e.g. 120:165"
                          ) from None
     if not 0 <= start < end:
-        raise ValueError(f"--prone {text!r}: START must be >= 0 and before END")
+        raise ValueError(f"{option} {text!r}: START must be >= 0 and before END")
     return start, end
 
 
@@ -185,8 +187,17 @@ def run(args: Any) -> int:
             bar.update(round(fraction * 100) - bar.n)
 
     try:
-        result = analyze(session.emg, session.imus, standing_s=(0.0, args.standing_s),
-                         mvc=mvc, prone_s=parse_window(args.prone), progress=progress)
+        prone = parse_window(args.prone, "--prone")
+        mvc_window = parse_window(args.mvc_window, "--mvc-window")
+        if mvc_window is not None:
+            from hipstride.pipeline.engine.analysis import window
+
+            if session.emg is None:
+                raise ValueError("--mvc-window needs EMG in the file")
+            mvc = window(session.emg, mvc_window)
+        result = analyze(session.emg, session.imus, standing_s=(0.0, args.standing_s), mvc=mvc,
+                         prone_s=prone, running_end_s=mvc_window[0] if mvc_window else None,
+                         progress=progress)
     except ValueError as err:
         print(f"hipstride analyze: {err}", file=sys.stderr)
         return 1

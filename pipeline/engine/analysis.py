@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .cues import Baseline, CueThresholds, evaluate_cues
+from .cues import Baseline, CueThresholds, classify_session, evaluate_cues
 from .data import SIDES, EmgData, GaitEvents, ImuData, Kinematics
 from .gait import gait_events_shank, gait_events_thigh
 from .imu import kinematics_from_imu
@@ -78,17 +78,20 @@ def _ensembles(rows_events: dict[str, GaitEvents], kinematics: Kinematics | None
 def analyze(emg: EmgData | None, imus: dict[str, ImuData], *,
             standing_s: tuple[float, float] = (0.0, 5.0), mvc: EmgData | None = None,
             baseline: Baseline | None = None, thresholds: CueThresholds | None = None,
-            prone_s: tuple[float, float] | None = None,
+            prone_s: tuple[float, float] | None = None, running_end_s: float | None = None,
             progress: Progress = _no_progress) -> AnalysisResult:
     """Analyse one session. Raises ValueError only when nothing at all can be computed.
 
-    ``prone_s`` is the (start, end) of a prone hip extension test in the same recording;
-    running analysis uses everything before it.
+    ``prone_s`` is the (start, end) of a prone hip extension test in the same recording.
+    The running analysis uses everything before ``running_end_s`` and before the prone test
+    (protocols such as MVC trials follow the run).
     """
     phe = None
     if prone_s is not None:
         phe = _prone_test(emg, imus, prone_s)
-        emg, imus = _before(emg, imus, prone_s[0])
+    ends = [t for t in (running_end_s, prone_s[0] if prone_s else None) if t is not None]
+    if ends:
+        emg, imus = before(emg, imus, min(ends))
     problems: list[str] = []
     if emg is None and not imus:
         raise ValueError("no EMG and no IMU data: nothing to analyse")
@@ -140,6 +143,10 @@ def analyze(emg: EmgData | None, imus: dict[str, ImuData], *,
                                                      thresholds=thresholds or CueThresholds())]
     summary: dict[str, Any] = summarise(rows)
     summary["cues"] = cue_events
+    # What kind of runner this was today, against the stored baseline or, without one, the
+    # population defaults (a runner hamstring-dominant from the first stride has a low own
+    # baseline, so the live cues against it stay quiet).
+    summary["classification"] = sorted(classify_session(rows, baseline, thresholds=thresholds))
     if phe is not None:
         summary["prone_hip_extension"] = phe
     summary["quality"] = {
@@ -167,8 +174,16 @@ def _prone_test(emg: EmgData | None, imus: dict[str, ImuData], window: tuple[flo
     return result.to_dict()
 
 
-def _before(emg: EmgData | None, imus: dict[str, ImuData], end_s: float
-            ) -> tuple[EmgData | None, dict[str, ImuData]]:
+def window(emg: EmgData, span_s: tuple[float, float]) -> EmgData:
+    """The EMG between two session times (e.g. the MVC trials recorded in the session)."""
+    a = max(0, round((span_s[0] - emg.start_s) * emg.rate_hz))
+    b = max(a, round((span_s[1] - emg.start_s) * emg.rate_hz))
+    return EmgData(emg.samples_mv[a:b], emg.channels, emg.rate_hz, emg.start_s + a / emg.rate_hz,
+                   emg.signal)
+
+
+def before(emg: EmgData | None, imus: dict[str, ImuData], end_s: float
+           ) -> tuple[EmgData | None, dict[str, ImuData]]:
     """The part of the session before ``end_s`` (the running part, ahead of a prone test)."""
     def cut(start_s: float, rate_hz: float) -> int:
         return max(0, round((end_s - start_s) * rate_hz))

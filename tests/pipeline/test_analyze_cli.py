@@ -113,3 +113,28 @@ def test_help_explains_inputs_and_outputs():
     for word in ("--emg", "--recording", "--c3d", "strides.csv", "summary.json", "report.html",
                  "--standing-s", "--mvc", "relative"):
         assert word in proc.stdout
+
+
+def test_one_recording_with_run_mvc_and_prone_test(tmp_path):
+    session = simulate(200.0, profile="hamstring_dominant", seed=33, mvc=True, prone=True)
+    recording = write_recording(session, tmp_path / "s.hsrec")
+    mvc, prone = session.truth.phase("mvc"), session.truth.phase("prone")
+    proc = analyze("--recording", recording, "--out", tmp_path / "o",
+                   "--mvc-window", f"{mvc['start_s']}:{mvc['end_s']}",
+                   "--prone", f"{prone['start_s']}:{prone['end_s']}")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["quality"]["normalization"] == "mvc"
+    assert "hamstring_dominant" in summary["classification"]
+    phe = summary["prone_hip_extension"]
+    assert len(phe["repetitions"]) == len(session.truth.prone_reps)
+    assert any("glute" in advice for side in phe["advice"].values() for advice in side)
+    report = (tmp_path / "o" / "report.html").read_text()
+    assert "Prone hip extension" in report and "bird dogs" in report
+
+
+def test_bad_window_option_is_named(files, tmp_path):
+    proc = analyze("--emg", files["emg"], "--imu", files["imu"], "--out", tmp_path / "o",
+                   "--prone", "later")
+    assert proc.returncode != 0
+    assert "--prone 'later': expected START:END" in proc.stderr
