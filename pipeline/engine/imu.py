@@ -39,7 +39,9 @@ from .imu_calibration import (
     imu_window,
 )
 from .imu_fusion import (
+    ACC_TOLERANCE_MPS2,
     G_MPS2,
+    TIME_CONSTANT_S,
     ImuOrientationFilter,
     imu_gyro_bias,
     imu_orientation,
@@ -81,7 +83,8 @@ BIAS_TIME_CONSTANT_S: float | None = 20.0
 def imu_segment_orientation(imu: ImuData, calibration: ImuCalibration, *,
                             standing: tuple[float, float] = (0.0, 5.0),
                             reference_window: tuple[float, float] | None = None,
-                            time_constant_s: float = 8.0, acc_tolerance_mps2: float = 10.0,
+                            time_constant_s: float = TIME_CONSTANT_S,
+                            acc_tolerance_mps2: float = ACC_TOLERANCE_MPS2,
                             bias_time_constant_s: float | None = BIAS_TIME_CONSTANT_S
                             ) -> NDArray[np.float64]:
     """Segment → world rotation matrices, equal to identity (on average) while standing.
@@ -146,7 +149,6 @@ def imu_sagittal(rot: NDArray[np.float64], rate_hz: float, *,
     heading_window_s : float or None
         Width of the centred moving average of the heading of the segment's z axis that is
         taken as "facing forward" (s). None keeps the heading as integrated.
-
     Returns
     -------
     ndarray, shape (n,)
@@ -164,7 +166,8 @@ def kinematics_from_imu(imus: Mapping[str, ImuData], *, standing: tuple[float, f
                         functional: bool = True, running: tuple[float, float] | None = None,
                         heading_window_s: float | None = HEADING_WINDOW_S,
                         reference_s: float | None = REFERENCE_S,
-                        time_constant_s: float = 8.0, acc_tolerance_mps2: float = 10.0,
+                        time_constant_s: float = TIME_CONSTANT_S,
+                        acc_tolerance_mps2: float = ACC_TOLERANCE_MPS2,
                         bias_time_constant_s: float | None = BIAS_TIME_CONSTANT_S
                         ) -> Kinematics:
     """Segment sagittal angles, hip flexion and pelvic tilt from the IMUs, relative to standing.

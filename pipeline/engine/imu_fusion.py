@@ -11,10 +11,21 @@ The filter is a complementary filter written so that numpy does the per-sample w
 * the gyroscope (bias removed, trapezoidal rule) is integrated within fixed blocks of
   ``block_s`` seconds by a segmented parallel prefix product of quaternions;
 * once per block the accelerometer corrects tilt: the block's specific force, rotated to the
-  world frame and averaged with weights that fade as ``|acc|`` departs from g (impacts, fast
-  swing), is compared with the vertical; a rotation about the horizontal axis between them,
-  scaled by ``block / time_constant_s``, is applied from the next block on (a proportional
-  term, plus an optional integral term that tracks slow bias drift in the world frame).
+  world frame, enters an exponential average over the last ``smoothing_s`` seconds (several
+  strides); that average is compared with the reference (the vertical, or one learned); a
+  rotation about the horizontal axis between them, scaled by ``block / time_constant_s``, is
+  applied from the next block on (a proportional term, plus an optional integral term that
+  tracks slow bias drift in the world frame).
+
+Why a plain (unweighted) mean over several strides: on a treadmill every sensor moves
+periodically, so its world-frame linear acceleration averages to zero over whole strides —
+whatever its lever arm, the centripetal and tangential terms and the speed — and the mean
+specific force is exactly g, vertical. Weighting samples by how close ``|acc|`` is to g
+(``acc_tolerance_mps2``) breaks that: the down-weighted swing phase carries the sensor's
+lever-arm acceleration, so the weighted mean of a thigh sensor tilts forward by 5–9°, by an
+amount that changes with speed. Correcting from each 0.25 s block alone follows the
+within-stride acceleration instead: the tilt then wobbles by about ``v / (g · time_constant)``
+(v, the sensor's velocity relative to the runner, ~2 m/s at a thigh), in step with the stride.
 
 The correction of block *k* uses samples of blocks < *k* only, so the filter is causal and the
 offline function :func:`imu_orientation` is :class:`ImuOrientationFilter` run over the whole
@@ -31,10 +42,20 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 G_MPS2 = 9.80665
+#: Default averaging time (s) of the specific force behind the tilt correction.
+SMOOTHING_S: float | None = 2.0
+#: Default time constant (s) of the tilt correction.
+TIME_CONSTANT_S = 4.0
+#: Default width of the weight on ``|acc| − g`` (m/s²): inf = plain mean (see the filter).
+ACC_TOLERANCE_MPS2 = math.inf
 
 __all__ = [
+    "ACC_TOLERANCE_MPS2",
     "G_MPS2",
+    "SMOOTHING_S",
+    "TIME_CONSTANT_S",
     "ImuOrientationFilter",
+    "imu_filter_resume",
     "imu_gyro_bias",
     "imu_orientation",
     "imu_tilt_quaternion",
@@ -167,7 +188,9 @@ class ImuOrientationFilter:
         Time constant of the accelerometer tilt correction (s). Long enough to average many
         strides, short against gyro drift.
     acc_tolerance_mps2 : float
-        Width of the Gaussian weight on ``|acc| − g`` (m/s²); ``inf`` weights all samples alike.
+        Width of the Gaussian weight on ``|acc| − g`` (m/s²); ``inf`` (default) weights all
+        samples alike, which keeps the mean of a periodic motion exactly vertical (see the
+        module docstring); a finite width suits a sensor that is not moving periodically.
     bias_dps : array_like, shape (3,), optional
         Gyroscope bias to remove (deg/s, sensor frame), e.g. from :func:`imu_gyro_bias`.
     bias_time_constant_s : float, optional
@@ -179,17 +202,27 @@ class ImuOrientationFilter:
         Learn the tilt reference instead of assuming it (s from the first sample): until the
         window ends the gyroscope alone integrates (no correction), and the mean world-frame
         specific force over the window becomes the direction the correction holds from then
-        on. Over whole strides that mean is vertical in theory; in practice impact transients
-        and accelerometer errors tilt it by a few degrees, which a reference learned while the
-        bias-calibrated gyro is still accurate (the first seconds of running) absorbs.
+        on. Over whole strides that mean is vertical in theory; a reference learned while the
+        bias-calibrated gyro is still accurate (the first seconds of running) absorbs what
+        tilts it in practice. The window's blocks are weighted by a Hann taper: a plain mean
+        over a window that does not hold whole strides is off by the sensor's velocity change
+        over the window divided by its length (about 1° at a thigh over 10 s). Keep the learned
+        reference near vertical (plain mean, ``acc_tolerance_mps2=inf``): its horizontal part
+        is fixed in the filter's world frame, whose heading drifts with the gyroscope.
         Default: the vertical.
+    smoothing_s : float, optional
+        Time constant (s) of the exponential average of the world-frame specific force that
+        the correction compares with the reference; spans several strides. None: each block
+        alone (the former behaviour). Keep it at most half ``time_constant_s``.
     """
 
     def __init__(self, rate_hz: float, *, initial: ArrayLike | None = None,
-                 time_constant_s: float = 8.0, acc_tolerance_mps2: float = 10.0,
+                 time_constant_s: float = TIME_CONSTANT_S,
+                 acc_tolerance_mps2: float = ACC_TOLERANCE_MPS2,
                  bias_dps: ArrayLike | None = None, bias_time_constant_s: float | None = None,
                  block_s: float = 0.25,
-                 reference_window_s: tuple[float, float] | None = None) -> None:
+                 reference_window_s: tuple[float, float] | None = None,
+                 smoothing_s: float | None = SMOOTHING_S) -> None:
         if not rate_hz > 0:
             raise ValueError(f"rate_hz must be positive, got {rate_hz!r}")
         if not time_constant_s > 0:
@@ -218,6 +251,10 @@ class ImuOrientationFilter:
         self._m_part = np.zeros(3)  # weighted specific force so far, open-block frame
         self._w_part = 0.0
         self._integral = np.zeros(3)  # world-frame drift rate (rad/s) of the integral term
+        b_s = self.block_samples / self.rate_hz
+        self.smoothing_s = smoothing_s
+        self._alpha = 1.0 if not smoothing_s else 1.0 - math.exp(-b_s / smoothing_s)
+        self._smooth = [0.0, 0.0, 0.0, 0.0, 0.0]  # EMA of Σw·f (world, g), of Σw, of 1
         self._prev_omega: NDArray[np.float64] | None = None
         self._last: NDArray[np.float64] | None = None
         self.n_samples = 0
@@ -310,22 +347,38 @@ class ImuOrientationFilter:
         k = self._n_blocks
         self._n_blocks += 1
         q_next = _qmul(q_start, q_block)
+        # exponential average over the last strides of the world-frame specific force
+        # (block sums, in g per sample) and of the weights: causal, linear in the samples
+        a = self._alpha
+        sx, sy, sz, sw, s1 = self._smooth
+        fx, fy, fz = _qrot(q_start, m_block)
+        n_b = self.block_samples * G_MPS2
+        self._smooth = [sx + a * (fx / n_b - sx), sy + a * (fy / n_b - sy),
+                        sz + a * (fz / n_b - sz),
+                        sw + a * (w_block / self.block_samples - sw), s1 + a * (1.0 - s1)]
         k0, k1 = self._learn
         if k < k1:  # still learning the reference: gyro only
             if k >= k0:
-                self._learn_sum += _qrot(q_start, m_block)
+                # Hann taper over the window: a plain mean over a window that does not hold
+                # whole strides is off by (v_end − v_start) / window (the sensor's velocity
+                # change, metres per second at a thigh); tapering the ends cancels it
+                taper = math.sin(math.pi * (k - k0 + 0.5) / (k1 - k0)) ** 2
+                self._learn_sum += taper * np.asarray(_qrot(q_start, m_block))
                 if k == k1 - 1 and float(self._learn_sum @ self._learn_sum) > 0:
                     self._ref = self._learn_sum / np.linalg.norm(self._learn_sum)
             return _qunit(q_next)
         ix, iy, iz = self._integral
-        if w_block > 0:
-            # mean specific force of the block (world, in g); linear in the samples, so the
-            # blocks of a stride add up to the stride's mean before anything else happens
-            vx, vy, vz = (c / (w_block * G_MPS2) for c in _qrot(q_start, m_block))
+        sx, sy, sz, sw, s1 = self._smooth
+        if sw > 0:
+            # mean specific force of the last strides (world, in g): a periodic motion has no
+            # mean linear acceleration, so it is g whatever the lever arm and the speed;
+            # averaging over several strides keeps the correction from following the
+            # within-stride accelerations (which would tilt the estimate by ~ v / (g·τ))
+            vx, vy, vz = sx / sw, sy / sw, sz / sw
             rx, ry, rz = self._ref
             # v × reference, horizontal part only: tilt, never heading
             ex, ez = vy * rz - vz * ry, vx * ry - vy * rx
-            gain = w_block / self.block_samples / self.time_constant_s
+            gain = sw / s1 / self.time_constant_s
             cx, cz = ix + gain * ex, iz + gain * ez
             if self.bias_time_constant_s:
                 ki = gain * self.time_constant_s * block_dt_s / self.bias_time_constant_s**2
@@ -373,8 +426,9 @@ def _segmented_prefix_product(steps: NDArray[np.float64], blk: NDArray[np.int64]
 
 
 def imu_orientation(acc_mps2: ArrayLike, gyr_dps: ArrayLike, rate_hz: float, *,
-                    initial: ArrayLike | None = None, time_constant_s: float = 8.0,
-                    acc_tolerance_mps2: float = 10.0, bias_dps: ArrayLike | None = None,
+                    initial: ArrayLike | None = None, time_constant_s: float = TIME_CONSTANT_S,
+                    acc_tolerance_mps2: float = ACC_TOLERANCE_MPS2,
+                    bias_dps: ArrayLike | None = None,
                     bias_time_constant_s: float | None = None,
                     reference_window_s: tuple[float, float] | None = None
                     ) -> NDArray[np.float64]:
@@ -407,3 +461,40 @@ def imu_orientation(acc_mps2: ArrayLike, gyr_dps: ArrayLike, rate_hz: float, *,
                                 bias_time_constant_s=bias_time_constant_s,
                                 reference_window_s=reference_window_s)
     return filt.update(acc_mps2, gyr_dps)
+
+
+def imu_filter_resume(filt: ImuOrientationFilter, initial: ArrayLike, *,
+                      time_constant_s: float | None = None) -> ImuOrientationFilter:
+    """A new filter that carries on after a gap in the samples, from a chosen orientation.
+
+    Orientation cannot be integrated across missing samples, so after a gap the filter restarts
+    from ``initial`` (a guess, e.g. the orientation one stride earlier), keeping what the old
+    filter had learned: its bias, tilt reference and drift (integral) term. Added for the
+    streaming engine (:mod:`.stream`); no existing behaviour depends on it.
+
+    Parameters
+    ----------
+    filt : ImuOrientationFilter
+        The filter that ran before the gap (left untouched).
+    initial : array_like, shape (4,)
+        Sensor → world quaternion at the first sample after the gap.
+    time_constant_s : float, optional
+        Tilt-correction time constant (s) of the new filter; default that of ``filt``. A
+        shorter one pulls a poor ``initial`` guess in faster.
+
+    Returns
+    -------
+    ImuOrientationFilter
+        Correcting from its first block on (no reference-learning window).
+    """
+    tc = filt.time_constant_s if time_constant_s is None else time_constant_s
+    # the averaging must stay short against the loop's time constant (damping ≥ 0.7)
+    smoothing = filt.smoothing_s and min(filt.smoothing_s, 0.5 * tc)
+    new = ImuOrientationFilter(
+        filt.rate_hz, initial=initial, time_constant_s=tc,
+        acc_tolerance_mps2=filt.acc_tolerance_mps2, bias_dps=filt.bias_dps,
+        bias_time_constant_s=filt.bias_time_constant_s,
+        block_s=filt.block_samples / filt.rate_hz, smoothing_s=smoothing)
+    new._ref = filt.reference
+    new._integral = filt._integral.copy()
+    return new
