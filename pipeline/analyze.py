@@ -14,8 +14,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:  # the CLI builds its parser from this module: keep its import light
     from hipstride.pipeline.engine.data import EmgData
     from hipstride.pipeline.engine.result import AnalysisResult
@@ -114,21 +112,6 @@ def parse_window(text: str | None, option: str) -> tuple[float, float] | None:
     return start, end
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN/inf -> null, numpy scalars and arrays -> Python."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def write_strides_csv(rows: list[dict], path: Path) -> None:
     from hipstride.pipeline.engine.schema import STRIDE_COLUMNS
 
@@ -144,6 +127,7 @@ def write_strides_csv(rows: list[dict], path: Path) -> None:
 def write_outputs(result: AnalysisResult, session: SessionInput, out: Path, *,
                   athlete: str | None) -> dict[str, Path]:
     from hipstride import __version__
+    from hipstride.jsonsafe import jsonable
     from hipstride.pipeline.report import render_report
 
     out.mkdir(parents=True, exist_ok=True)
@@ -154,7 +138,7 @@ def write_outputs(result: AnalysisResult, session: SessionInput, out: Path, *,
     summary.update(source=session.source, hipstride_version=__version__,
                    athlete=athlete, start_time_ns=session.start_time_ns,
                    duration_s=session.end_s)
-    paths["summary"].write_text(json.dumps(_clean(summary), indent=2))
+    paths["summary"].write_text(json.dumps(jsonable(summary), indent=2))
     result.summary.update(summary)
     paths["report"].write_text(render_report(result, title="HipStride session report",
                                              athlete=athlete, source=session.source))

@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from hipstride.jsonsafe import jsonable
+
 TRUTH_FORMAT = "hipstride-sim-truth"
 TRUTH_VERSION = 1
 
@@ -95,7 +97,7 @@ class GroundTruth:
             "prone_reps": self.prone_reps,
         }
         tmp = json_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(_plain(body), indent=1))
+        tmp.write_text(json.dumps(jsonable(body, nan_as_null=False), indent=1))
         tmp.replace(json_path)
         with open(npz_path, "wb") as f:
             np.savez_compressed(f, **self.curves)
@@ -112,20 +114,3 @@ class GroundTruth:
         keys = ("metadata", "phases", "strides", "profile_changes", "mounting",
                 "misalignment_deg", "dropouts", "saturations", "mvc_trials", "prone_reps")
         return cls(curves=curves, **{k: body[k] for k in keys})
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready copy: numpy scalars and arrays become Python numbers and lists."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    return value
