@@ -320,16 +320,16 @@ class CuePeriod:
 def cue_periods(cue_events: Iterable[Any], end_s: float) -> list[CuePeriod]:
     """Turn raise/clear events into periods; a cue still active at the end runs to ``end_s``.
 
-    Accepts the engine's event dicts (``kind`` "raise"/"clear", ``stride_start_s``) and the
-    older ``state`` "raised"/"cleared", ``time_s`` form. A raise of an active cue at another
-    level (asymmetry caution ↔ alert) closes the old period and opens a new one.
+    Takes the engine's event dicts (``kind`` "raise"/"clear", ``stride_start_s``). A raise of
+    an active cue at another level (asymmetry caution ↔ alert) closes the old period and
+    opens a new one.
     """
     open_: dict[tuple, tuple[float, str, str]] = {}
     periods: list[CuePeriod] = []
     for raw in cue_events:
         ev = raw.to_dict() if hasattr(raw, "to_dict") else dict(raw)
-        state = str(ev.get("kind") or ev.get("state") or "")
-        t = ev.get("stride_start_s", ev.get("time_s"))
+        state = str(ev.get("kind") or "")
+        t = ev.get("stride_start_s")
         cue = ev.get("cue")
         if not cue or not _finite(t):
             continue

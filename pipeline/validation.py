@@ -40,14 +40,15 @@ EXPECTED_CUES = {
 
 
 def cues_correct(profile: str, raised: set[str], truth: set[str] | None = None) -> bool:
-    """The profile's defining cues are raised and nothing else is raised that a perfect
-    measurement would not raise (``truth``: the cues of the truth's own stride rows; a
-    simulated runner's random variation can make a cue true). Of the cues the truth raises,
-    only the profile's secondary ones may be missed (they sit near their thresholds)."""
+    """The profile's defining cues are raised, and the engine agrees with a perfect
+    measurement (``truth``: the cues of the truth's own stride rows; a simulated runner's
+    random variation can make a cue true) except on the profile's secondary cues, whose
+    values sit near their thresholds by design (e.g. the asymmetric runner's weak-side onset
+    lag of ~97 ms against a 100 ms limit)."""
     required, allowed = EXPECTED_CUES[profile]
     if truth is None:
         return required <= raised <= required | allowed
-    return required <= raised <= truth | required and truth - raised <= allowed
+    return required <= raised and (raised ^ truth) <= allowed
 
 
 def truth_cues(session: SimulatedSession) -> set[str]:
@@ -241,8 +242,9 @@ def write_markdown(results: list[tuple[Case, dict]], drop: dict[str, float], pat
         "| target | value |", "|---|---|",
         *[f"| {k} | {op} {v:g} |" for k, (op, v) in TARGETS.items()],
         "| 30 % drop in glute drive shows in glute_ham_ratio | within 10 % of the drop |",
-        "| every profile classified correctly by the cues | yes: the profile's own cues, no cue "
-        "its true stride values do not raise, and no other cue of the truth's missed |",
+        "| every profile classified correctly by the cues | yes: the profile's own cues, and "
+        "the same cues as its true stride values raise, but for the profile's borderline "
+        "secondary cues |",
         "",
         "| session | " + " | ".join(heads) + " |",
         "|---" * (len(heads) + 1) + "|",

@@ -27,8 +27,9 @@ class AnalysisResult:
 
     ``rows``: one dict per stride and side (``schema.STRIDE_COLUMNS``).
     ``ensembles[side][name]``: ``hip_flexion_deg``, ``glute_envelope``, ``hamstring_envelope``
-    (normalised) over the gait cycle. ``cue_events``: raised/cleared cues in time order (dicts
-    with ``cue``, ``side``, ``state`` ("raised"/"cleared"), ``time_s``, ``message``).
+    (normalised) over the gait cycle. ``cue_events``: raised/cleared cues in time order
+    (``CueEvent.to_dict()``: ``cue``, ``kind`` "raise"/"clear", ``side``, ``level``,
+    ``stride_start_s``, ``message``, ``evidence``). ``phe``: ``PheResult.to_dict()``.
     ``summary``: the content of ``summary.json``. ``problems``: what could not be computed and
     why, in words for the user.
     """

@@ -406,7 +406,8 @@ def test_cue_periods_and_sentence():
     events = [
         {"cue": "hamstring_dominant", "kind": "raise", "side": "l", "level": "alert",
          "stride_start_s": 10.0},
-        {"cue": "asymmetry", "state": "raised", "side": None, "level": "caution", "time_s": 20},
+        {"cue": "asymmetry", "kind": "raise", "side": None, "level": "caution",
+         "stride_start_s": 20.0},
         {"cue": "asymmetry", "kind": "raise", "side": None, "level": "alert",
          "stride_start_s": 30.0},
         {"cue": "hamstring_dominant", "kind": "clear", "side": "l", "level": "alert",
