@@ -57,7 +57,7 @@ def _errors(sess: SimulatedSession, kin: Kinematics) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("misalignment", [0.0, 20.0], ids=["fitted", "misaligned20"])
-@pytest.mark.parametrize("profile, seed", zip(PROFILES, (11, 12, 13, 14), strict=True))
+@pytest.mark.parametrize("profile, seed", list(zip(PROFILES, (11, 12, 13, 14), strict=True)))
 def test_hip_flexion_and_pelvic_tilt_match_ground_truth(profile, seed, misalignment):
     sess = simulate(DURATION_S, profile=profile, seed=seed, misalignment_deg=misalignment)
     kin = kinematics_from_imu(_imus(sess), standing=(0.0, 5.0))
