@@ -19,6 +19,7 @@ import warnings
 
 import numpy as np
 from scipy.signal import sosfilt
+from timing import per_call_us  # benchmarks/timing.py
 
 from hipstride.pipeline.engine.emg import (
     EmgEnvelopeFilter,
@@ -74,14 +75,6 @@ def neurokit_seconds(x: np.ndarray) -> float | None:
         warnings.simplefilter("ignore")
         nk.emg_process(x, sampling_rate=int(FS))
     return time.perf_counter() - start
-
-
-def per_call_us(fn, repeat: int = 5000) -> float:
-    fn()
-    start = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    return (time.perf_counter() - start) / repeat * 1e6
 
 
 def main() -> None:

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
+from timing import per_call_us  # benchmarks/timing.py
 
 from hipstride.frames import decode_frame, encode_frame
-
-
-def per_call_us(fn, repeat: int = 20000) -> float:
-    fn()
-    start = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    return (time.perf_counter() - start) / repeat * 1e6
 
 
 def main() -> None:
