@@ -1,4 +1,4 @@
-"""The physiological simulator as a :class:`~.base.Source` (``source = "simulator"``).
+"""The physiological simulator as a :class:`~.base.Source` (``source = "sim"``).
 
 Configured by the ``[sim]`` table of the agent's TOML file::
 
