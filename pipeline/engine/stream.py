@@ -65,11 +65,18 @@ from numpy.typing import ArrayLike
 
 from .cues import Baseline, CueThresholds, CueTracker
 from .data import SIDES, EmgData, GaitEvents, Kinematics
-from .emg import emg_mvc_reference, emg_quality
+from .emg import emg_mvc_reference
 from .emg_filters import EmgEnvelopeFilter, emg_filter_design
 from .gait import GaitEventDetector, gait_reject_implausible
 from .stream_kinematics import SampleBuffer, SegmentStream, ThighEventDetector
-from .strides import MuscleActivity, emg_preprocess, noise_floor_mv, remove_floor, stride_rows
+from .strides import (
+    MuscleActivity,
+    channel_flags,
+    emg_preprocess,
+    noise_floor_mv,
+    remove_floor,
+    stride_rows,
+)
 
 __all__ = ["EmgStream", "ImuStream", "StreamOutput", "StreamSettings", "StreamingEngine"]
 
@@ -678,18 +685,11 @@ class StreamingEngine:
         ref = self.reference_mv[use] if self.reference_mv is not None else None
         if ref is None or not np.all(np.isfinite(ref) & (ref > 0)):
             return None, ["missing:emg_reference"]
-        quality = emg_quality(raw, rate, self.settings.full_scale_mv)
-        flags: dict[str, list[str]] = {}
-        for k, name in enumerate(names):
-            found = [f for f, bad in (("flat", quality.flat[k]),
-                                      ("saturated", quality.saturated[k]),
-                                      ("mains", quality.mains[k] and self.emg.signal == "raw"))
-                     if bad]
-            if found:
-                flags[name] = found
+        flags, notes = channel_flags(raw, names, rate, full_scale_mv=self.settings.full_scale_mv,
+                                     signal=self.emg.signal)
         activity = MuscleActivity(envelope=env / ref, tkeo_envelope=tkeo, channels=names,
                                   rate_hz=rate, start_s=start, normalization=self.normalization,
-                                  reference_mv=ref, flags=flags)
+                                  reference_mv=ref, flags=flags, notes=notes)
         return activity, []
 
     def _update_reference(self, st: _Stride, env: np.ndarray, i0: int, prev: float | None

@@ -147,17 +147,8 @@ def muscle_activity(emg: EmgData, *, ic_s: np.ndarray | None = None,
         bounds = bounds[(bounds >= 0) & (bounds <= len(envelope))]
         reference = emg_dynamic_reference(envelope, bounds, n_strides=30)
     normalized = emg_normalize(envelope, reference)
-    quality = emg_quality(quality_sample(emg.samples_mv, emg.rate_hz), emg.rate_hz,
-                          full_scale_mv)
-    flags: dict[str, list[str]] = {}
-    notes: dict[str, list[str]] = {}
-    for i, channel in enumerate(emg.channels):
-        found = [name for name, bad in (("flat", quality.flat[i]),
-                                        ("saturated", quality.saturated[i])) if bad]
-        if found:
-            flags[channel] = found
-        if quality.mains[i] and emg.signal != "envelope":
-            notes[channel] = ["mains"]  # notched in emg_preprocess; the channel still counts
+    flags, notes = channel_flags(quality_sample(emg.samples_mv, emg.rate_hz), emg.channels,
+                                 emg.rate_hz, full_scale_mv=full_scale_mv, signal=emg.signal)
     return MuscleActivity(
         envelope=np.asarray(normalized.values), tkeo_envelope=tkeo, channels=emg.channels,
         rate_hz=emg.rate_hz, start_s=emg.start_s,
@@ -177,6 +168,24 @@ def noise_floor_mv(envelope: np.ndarray, rate_hz: float, start_s: float,
         if b - a >= rate_hz:
             return np.median(envelope[a:b], axis=0)
     return np.percentile(envelope[::10], FLOOR_PERCENTILE, axis=0)
+
+
+def channel_flags(raw_mv: np.ndarray, channels: tuple[str, ...], rate_hz: float, *,
+                  full_scale_mv: float, signal: str = "raw"
+                  ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Per channel: ``flags`` that leave it out (flat, saturated) and ``notes`` of what was
+    worked around (mains hum: notched in :func:`emg_preprocess`, the channel still counts)."""
+    quality = emg_quality(raw_mv, rate_hz, full_scale_mv)
+    flags: dict[str, list[str]] = {}
+    notes: dict[str, list[str]] = {}
+    for i, channel in enumerate(channels):
+        found = [name for name, bad in (("flat", quality.flat[i]),
+                                        ("saturated", quality.saturated[i])) if bad]
+        if found:
+            flags[channel] = found
+        if quality.mains[i] and signal != "envelope":
+            notes[channel] = ["mains"]
+    return flags, notes
 
 
 def quality_sample(x: np.ndarray, rate_hz: float, *, chunk_s: float = 5.0,
