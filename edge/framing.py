@@ -48,6 +48,9 @@ class Framer:
         self.samples_dropped_at_source = 0
 
     def push(self, block: Block, arrival_ns: int | None = None) -> list[PendingFrame]:
+        """Add a block; ``arrival_ns`` is when a real-time source delivered it (None for a
+        source not paced by a real clock, whose timestamps then follow the sample clock
+        alone). Returns the frames completed by it."""
         samples = np.asarray(block.samples, dtype=self._dtype)
         if samples.ndim != 2 or samples.shape[1] != self.description.n_channels:
             raise ValueError(f"stream {self.description.stream!r}: block of shape {samples.shape}"
@@ -62,7 +65,12 @@ class Framer:
             self._buffer_t0_ns = block.first_timestamp_ns
         elif block.first_timestamp_ns is None:
             end = self._index + self._buffered + len(samples)
-            self.clock.observe(end, time.time_ns() if arrival_ns is None else arrival_ns)
+            if arrival_ns is not None:
+                self.clock.observe(end, arrival_ns)
+            elif self.clock.t0_ns is None:
+                # Not paced by a real clock (a simulator running faster than real time): anchor
+                # once, then the sample clock alone spaces the samples.
+                self.clock.observe(end, time.time_ns())
         if len(samples):
             self._buffer.append(samples)
             self._buffered += len(samples)

@@ -1,9 +1,11 @@
 import itertools
+import time
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hipstride.edge.clock import SampleClock
 from hipstride.edge.framing import Framer
 from hipstride.edge.sources.base import Block
 from hipstride.frames import decode_frame
@@ -45,3 +47,16 @@ def test_samples_lost_at_the_source_close_the_frame_and_shift_time():
     assert first == [] and [f.n_samples for f in after] == [5, 10]
     assert after[1].t0_ns - after[0].t0_ns == 8 * 5_000_000  # 5 sent + 3 lost samples
     assert framer.samples_dropped_at_source == 3
+
+
+def test_a_source_faster_than_real_time_keeps_its_sample_clock():
+    """A simulator at 10x delivers samples faster than the wall clock: timestamps must not be
+    pulled back to the wall clock (they would jump backwards and collide)."""
+    clock = SampleClock(2000.0, window_s=0.001)  # re-anchor as eagerly as possible
+    framer = Framer(emg_description(), frame_ms=50, next_seq=0, epoch=0, clock=clock)
+    frames = []
+    for _ in range(400):  # 8 s of data pushed in about a tenth of that
+        frames += framer.push(Block("emg", np.zeros((40, 6), np.float32)))
+        time.sleep(0.0005)
+    starts = [f.t0_ns for f in frames]
+    assert all(b - a == 50_000_000 for a, b in itertools.pairwise(starts))
