@@ -8,7 +8,6 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from importlib import import_module
 from pathlib import Path
 
 from hipstride import __version__
@@ -147,14 +146,57 @@ def _tap(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]
 
 
 def _analyze(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
-    from hipstride.pipeline.analyze import add_arguments
+    from hipstride.pipeline.analyze import HELP, add_arguments
 
+    parser.description = HELP  # the component keeps its own help text
     add_arguments(parser)
 
     def run(args: argparse.Namespace) -> int:
         from hipstride.pipeline.analyze import run as run_analyze
 
         return run_analyze(args)
+
+    return run
+
+
+def _pipeline(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    from hipstride.pipeline.service import HELP, add_arguments
+
+    parser.description = HELP
+    add_arguments(parser)
+
+    def run(args: argparse.Namespace) -> int:
+        from hipstride.mqtt import BrokerError
+        from hipstride.pipeline.service.config import load_pipeline_config
+        from hipstride.pipeline.service.runtime import run_pipeline
+        from hipstride.pipeline.store import StoreError
+
+        config = load_pipeline_config(args.config, broker=args.broker, store=args.store,
+                                      partition=args.partition, state_dir=args.state_dir,
+                                      recordings_dir=args.recordings,
+                                      metrics_port=args.metrics_port, duration_s=args.duration)
+        try:
+            return run_pipeline(config)
+        except BrokerError as err:
+            print(f"hipstride pipeline: {err}", file=sys.stderr)
+            return err.exit_code
+        except (StoreError, OSError) as err:
+            print(f"hipstride pipeline: {err}", file=sys.stderr)
+            return EXIT_RUNTIME
+
+    return run
+
+
+def _dashboard(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    from hipstride.dashboard.cli import HELP, add_arguments
+
+    parser.description = HELP  # the component keeps its own help text
+    add_arguments(parser)
+
+    def run(args: argparse.Namespace) -> int:
+        from hipstride.dashboard.cli import run as run_dashboard
+
+        return run_dashboard(args)
 
     return run
 
@@ -208,9 +250,11 @@ COMMANDS = {
     "edge": ("run the edge agent (sensors -> MQTT)", EDGE_HELP, _edge),
     "tap": ("watch what a broker is carrying", TAP_HELP, _tap),
     "analyze": ("analyse a session file (CSV, recording, C3D) into strides and a report",
-                None, _analyze),
+                "", _analyze),
+    "pipeline": ("run the pipeline (MQTT -> engine -> store, live metrics)", "", _pipeline),
     "simulate": ("write a simulated session (CSV, recording, ground truth) to files",
                  SIMULATE_HELP, _simulate),
+    "dashboard": ("open the dashboard: review, compare and export sessions", "", _dashboard),
 }
 
 
@@ -226,8 +270,6 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable]]:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     runners = {}
     for name, (summary, description, build) in COMMANDS.items():
-        if description is None:  # the component keeps its own help text
-            description = import_module(f"hipstride.pipeline.{name}").HELP
         p = sub.add_parser(name, help=summary, description=description,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         runners[name] = build(p)

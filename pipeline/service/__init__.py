@@ -1,0 +1,60 @@
+"""``hipstride pipeline``: the service that turns every station's MQTT frames into stored
+strides, cues and processed streams, and live metrics for the dashboard.
+
+- :mod:`.config` — settings (TOML, environment, flags) and the station partition;
+- :mod:`.ingest` — frame validation, de-duplication, sequence gaps, the durable state;
+- :mod:`.station` — per-station descriptions, streaming engine and raw recording;
+- :mod:`.runtime` — MQTT with manual acknowledgements, batching, store spool, metrics.
+
+Importing this package loads nothing heavy: the CLI builds its parser from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = """\
+Run the pipeline: subscribe to every station's frames, run the streaming engine, write
+frames' index, stride rows, cues and processed envelopes to the store, keep the raw frames in
+recordings, and publish live metrics and cues for the dashboard.
+
+Delivery is at least once from the broker and exactly once in the store: messages are
+acknowledged only after their batch is in the store, or in the on-disk spool while the store
+is down (replayed in order when it is back); duplicates are recognised by
+(station, stream, epoch, seq), also across restarts (state in --state-dir).
+
+Several processes split the stations with --partition I/N (0 <= I < N), each started with
+the same N: every station belongs to exactly one of them, by a stable hash of its id.
+
+configuration (lowest precedence first): --config FILE (TOML), HIPSTRIDE_BROKER,
+HIPSTRIDE_BROKER_PASSWORD, HIPSTRIDE_STORE, HIPSTRIDE_STORE_TOKEN, HIPSTRIDE_PARTITION,
+HIPSTRIDE_STATE_DIR, HIPSTRIDE_RECORDINGS_DIR, HIPSTRIDE_METRICS_PORT, then flags.
+
+exit codes: 0 stopped, 1 runtime error, 2 bad configuration, 3 broker rejected the
+credentials, 4 broker unreachable.
+
+examples:
+  hipstride pipeline --broker mqtt://pipeline@localhost:1883 --store sqlite:///hipstride.db
+  hipstride pipeline --broker mqtts://pipeline@broker:8883 \\
+      --store influx://hipstride@db:8086/hipstride --partition 0/2 --metrics-port 9464
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``hipstride pipeline`` flags."""
+    parser.add_argument("--broker", metavar="URL",
+                        help="mqtt[s]://[user@]host[:port] (default mqtt://localhost:1883)")
+    parser.add_argument("--store", metavar="URL",
+                        help="influx[s]://[USER[:TOKEN]@]HOST[:PORT]/DATABASE or sqlite:///PATH")
+    parser.add_argument("--partition", metavar="I/N",
+                        help="handle share I (0-based) of N; every process uses the same N")
+    parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    parser.add_argument("--state-dir", metavar="DIR",
+                        help="dedup index, descriptions and store spool "
+                             "(default ~/.local/state/hipstride/pipeline)")
+    parser.add_argument("--recordings", metavar="DIR",
+                        help="raw recordings (default STATE_DIR/recordings)")
+    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics")
+    parser.add_argument("--duration", type=float, metavar="S",
+                        help="stop after S seconds (default: run until stopped)")

@@ -1,0 +1,324 @@
+"""One station as the pipeline sees it: descriptions, a streaming engine, a raw recording.
+
+Frames reach :meth:`Station.accept` validated and de-duplicated, in arrival order. Each is
+appended to the station's recording (the wire bytes, ``.hsrec``) and, when the engine can use
+its stream, converted to physical units and session seconds and pushed into the station's
+:class:`~hipstride.pipeline.engine.stream.StreamingEngine`. Session seconds count from the
+first frame's ``t0_ns`` this process saw (``origin_ns``); rows and cues become absolute times
+again through it.
+
+Recordings: ``<recordings_dir>/<station>/<station>-<YYYY-MM-DD>.hsrec`` (UTC day of the
+frame), appended to after a restart (a record cut short by a crash is truncated first). They
+are at-least-once: a frame redelivered after a crash can appear twice; readers de-duplicate by
+(epoch, seq). Sessions will split them further (next step; see docs/pipeline.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hipstride import __version__
+from hipstride.csvformat import ACC_UNITS_TO_MS2, EMG_UNITS_TO_MV, GYR_UNITS_TO_DPS
+from hipstride.frames import Frame
+from hipstride.pipeline.engine.stream import (
+    EmgStream,
+    ImuStream,
+    StreamingEngine,
+    StreamOutput,
+    StreamSettings,
+)
+from hipstride.pipeline.store.base import PROCESSED, Measurement, Point, Store
+from hipstride.recording import MAGIC, RECORD, RecordingWriter
+from hipstride.streams import EMG_STREAM, IMU_CHANNELS, IMU_SEGMENTS, StreamDescription
+
+__all__ = ["Station", "StationOutput", "output_points", "repair_recording"]
+
+log = logging.getLogger("hipstride.pipeline")
+ENVELOPE_STREAM = "emg_envelope"
+
+
+@dataclass
+class _Feed:
+    """How one stream's raw samples become engine input."""
+
+    kind: str  # "emg" | "imu"
+    segment: str | None
+    index: np.ndarray  # column order
+    factor: np.ndarray  # physical unit -> engine unit, per used column
+
+
+@dataclass
+class StationOutput:
+    """What one poll of a station produced (engine output plus its time origin)."""
+
+    station: str
+    origin_ns: int
+    engine: StreamOutput
+    problems: list[str] = field(default_factory=list)
+
+
+def repair_recording(path: Path) -> int:
+    """Truncate a recording to its last complete record; returns the bytes cut (0 if none).
+
+    A crash can leave half a record at the end; appending after it would hide every later
+    record from readers.
+    """
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        if f.read(len(MAGIC)) != MAGIC:
+            return 0  # not ours: RecordingWriter refuses it with a clear message
+        good = len(MAGIC)
+        while good < size:
+            head = f.read(RECORD.size)
+            if len(head) < RECORD.size:
+                break
+            _kind, length = RECORD.unpack(head)
+            if good + RECORD.size + length > size:
+                break
+            good += RECORD.size + length
+            f.seek(good)
+        if good < size:
+            f.truncate(good)
+        return size - good
+
+
+def _feed_for(description: StreamDescription) -> tuple[_Feed | None, str | None]:
+    """The conversion for a stream the engine uses, or (None, why not)."""
+    units = [c.unit for c in description.channels]
+    if description.stream == EMG_STREAM and description.kind == "emg":
+        try:
+            factor = [EMG_UNITS_TO_MV[u] for u in units]
+        except KeyError as err:
+            return None, f"EMG unit {err.args[0]!r} unknown"
+        return _Feed("emg", None, np.arange(len(units)), np.array(factor)), None
+    segment = description.stream[4:]
+    if description.kind == "imu" and description.stream.startswith("imu_") \
+            and segment in IMU_SEGMENTS:
+        names = description.channel_names
+        if not set(IMU_CHANNELS) <= set(names):
+            return None, f"IMU channels {names} lack some of {IMU_CHANNELS}"
+        index = np.array([names.index(c) for c in IMU_CHANNELS])
+        try:
+            factor = [(ACC_UNITS_TO_MS2 if c.startswith("acc") else GYR_UNITS_TO_DPS)[units[i]]
+                      for c, i in zip(IMU_CHANNELS, index, strict=True)]
+        except KeyError as err:
+            return None, f"IMU unit {err.args[0]!r} unknown"
+        return _Feed("imu", segment, index, np.array(factor)), None
+    return None, "not an engine input"
+
+
+class Station:
+    """Per-station state (see the module docstring)."""
+
+    def __init__(self, station: str, recordings_dir: Path, *,
+                 settings: StreamSettings | None = None) -> None:
+        self.station = station
+        self.recordings_dir = Path(recordings_dir)
+        self.settings = settings
+        self.descriptions: dict[str, StreamDescription] = {}
+        self.engine: StreamingEngine | None = None
+        self.engine_failed: str | None = None
+        self.origin_ns: int | None = None
+        self._feeds: dict[str, _Feed] = {}
+        self._writer: RecordingWriter | None = None
+        self._writer_day: str | None = None
+        self._dirty = False
+        self.frames = 0
+        self.samples = 0
+        self.rows = 0
+        self.not_analysed: dict[str, str] = {}
+        self._problems: list[str] = []
+
+    # descriptions ----------------------------------------------------------------------------
+    def describe(self, description: StreamDescription) -> bool:
+        """Take a (new or repeated) description; True when it changed anything."""
+        old = self.descriptions.get(description.stream)
+        if old is not None and old.to_json() == description.to_json():
+            return False
+        self.descriptions[description.stream] = description
+        if self._writer is not None:
+            self._writer.write_description(description)
+        if self.engine is not None and description.stream in self._feeds:
+            feed, why = _feed_for(description)
+            if feed is None:
+                self._feeds.pop(description.stream)
+                self.not_analysed[description.stream] = why or ""
+            else:
+                self._feeds[description.stream] = feed
+        return True
+
+    # frames --------------------------------------------------------------------------------
+    def accept(self, frame: Frame, payload: bytes) -> None:
+        """Record one validated, new frame and feed the engine with it."""
+        self._record(frame, payload)
+        self.frames += 1
+        self.samples += frame.n_samples
+        if self.origin_ns is None:
+            self.origin_ns = frame.t0_ns
+            self._build_engine()
+        feed = self._feeds.get(frame.stream)
+        if feed is None or self.engine is None:
+            return
+        description = self.descriptions[frame.stream]
+        x = description.to_physical(frame.samples)[:, feed.index] * feed.factor
+        t0_s = (frame.t0_ns - self.origin_ns) / 1e9
+        try:
+            if feed.kind == "emg":
+                self.engine.push_emg(x, t0_s)
+            else:
+                self.engine.push_imu(feed.segment, x[:, :3], x[:, 3:], t0_s)
+        except Exception as err:  # one station's engine must not stop the others
+            self._engine_failed(err)
+
+    def _build_engine(self) -> None:
+        emg: EmgStream | None = None
+        imus: list[ImuStream] = []
+        for name, description in sorted(self.descriptions.items()):
+            feed, why = _feed_for(description)
+            if feed is None:
+                self.not_analysed[name] = why or ""
+                continue
+            self._feeds[name] = feed
+            if feed.kind == "emg":
+                signal = "envelope" if description.extra.get("signal") == "envelope" else "raw"
+                emg = EmgStream(description.channel_names, float(description.rate_hz), signal)
+            else:
+                mounting = (np.eye(3) if description.mounting is None
+                            else np.asarray(description.mounting, float))
+                imus.append(ImuStream(feed.segment, float(description.rate_hz), mounting))
+        if emg is None and not imus:
+            self._problems.append(f"{self.station}: no stream the engine can use; frames are "
+                                  "kept but not analysed")
+            return
+        try:
+            self.engine = StreamingEngine(emg, imus, settings=self.settings)
+        except Exception as err:  # one station's engine must not stop the others
+            self._engine_failed(err)
+
+    def _engine_failed(self, err: Exception) -> None:
+        self.engine = None
+        self.engine_failed = f"{type(err).__name__}: {err}"
+        self._problems.append(f"{self.station}: the engine stopped ({self.engine_failed}); "
+                              "frames are still kept and stored")
+        log.exception("station %s: engine failed; its frames are still stored", self.station)
+
+    def poll(self) -> StationOutput | None:
+        """Run the engine on what arrived; None when there is nothing to report."""
+        problems, self._problems = self._problems, []
+        out = StreamOutput()
+        if self.engine is not None:
+            try:
+                out = self.engine.poll()
+            except Exception as err:
+                self._engine_failed(err)
+                problems += self._problems
+                self._problems = []
+        self.rows += len(out.rows)
+        if self.origin_ns is None:
+            return None
+        return StationOutput(self.station, self.origin_ns, out, problems + out.problems)
+
+    # recording -----------------------------------------------------------------------------
+    def _record(self, frame: Frame, payload: bytes) -> None:
+        day = dt.datetime.fromtimestamp(frame.t0_ns / 1e9, dt.UTC).strftime("%Y-%m-%d")
+        if self._writer is None or day != self._writer_day:
+            self._open(day)
+        self._writer.write_frame(payload, frame.stream)
+        self._dirty = True
+
+    def _open(self, day: str) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        path = self.recordings_dir / self.station / f"{self.station}-{day}.hsrec"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and path.stat().st_size:
+            cut = repair_recording(path)
+            if cut:
+                log.warning("%s: cut %d bytes of a record left unfinished by a crash", path, cut)
+        self._writer = RecordingWriter(path, append=True)
+        self._writer_day = day
+        self._writer.write_metadata({"station": self.station, "pipeline": __version__,
+                                     "opened_ns": int(dt.datetime.now(dt.UTC).timestamp()
+                                                      * 1e9)})
+        for description in self.descriptions.values():
+            self._writer.write_description(description)
+
+    @property
+    def recording_path(self) -> Path | None:
+        return None if self._writer is None else self._writer.path
+
+    def flush(self) -> None:
+        """Hand recorded bytes to the OS (called before the frames are acknowledged)."""
+        if self._writer is not None and self._dirty:
+            self._writer.flush()
+            self._dirty = False
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+            self._writer.close()
+            self._writer = None
+
+
+# --- outputs as store points -------------------------------------------------------------------
+class _Collector(Store):
+    """A store that only collects the points the schema code makes (no I/O)."""
+
+    kind = "collector"
+
+    def __init__(self) -> None:
+        self.points: list[Point] = []
+
+    def _write(self, points: Sequence[Point]) -> None:
+        self.points.extend(points)
+
+    def _select(self, m: Measurement, where: Mapping[str, Any], start_ns: int | None = None,
+                end_ns: int | None = None) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _sum(self, m: Measurement, value: str, by: tuple[str, ...], where: Mapping[str, Any],
+             start_ns: int | None = None, end_ns: int | None = None) -> dict:
+        raise NotImplementedError
+
+    def ping(self) -> bool:
+        return True
+
+    def version(self) -> str:
+        return "collector"
+
+    def close(self) -> None:
+        pass
+
+
+def output_points(out: StationOutput, *, session: str | None = None,
+                  athlete: str | None = None) -> list[Point]:
+    """Stride rows, cue events and the processed EMG envelopes of one poll, as points.
+
+    ``session=None``: data outside a session, stored without a session tag (unassigned).
+    """
+    c = _Collector()
+    e = out.engine
+    if e.rows:
+        c.write_strides(out.station, session, athlete, e.rows, origin_ns=out.origin_ns)
+    if e.cue_events:
+        c.write_cues(out.station, session, athlete, e.cue_events, origin_ns=out.origin_ns)
+    processed = e.snapshot.get("processed") or {}
+    times = np.asarray(processed.get("time_s", ()), dtype=float)
+    if len(times):
+        stamps = (out.origin_ns + np.round(times * 1e9).astype(np.int64)).tolist()
+        for channel, values in processed.get("envelope_mv", {}).items():
+            template = Point.make(PROCESSED, 0, {"station": out.station, "session": session,
+                                                 "stream": ENVELOPE_STREAM,
+                                                 "channel": channel}, {"value": 0.0})
+            c.points += [Point(PROCESSED, t, template.tags, {"value": v})
+                         for t, v in zip(stamps, np.asarray(values, float).tolist(), strict=True)
+                         if math.isfinite(v)]
+    return c.points
