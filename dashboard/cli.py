@@ -1,0 +1,104 @@
+"""``hipstride dashboard``: run the Streamlit app against a store.
+
+Kept import-light (standard library and the shared config only): the ``hipstride`` command
+builds its parser from this module on machines without Streamlit. The store URL reaches the
+app through ``HIPSTRIDE_STORE`` in the environment, never on a command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from hipstride.config import ConfigError, env
+
+APP = Path(__file__).with_name("app.py")
+DEFAULT_PORT = 8501
+DEFAULT_HOST = "127.0.0.1"
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+HELP = """\
+Open the HipStride dashboard in the browser: review and compare past sessions, progress
+across weeks, export of strides (CSV). The live, coach, session control, calibration and
+prone test pages arrive with the pipeline service.
+
+The store is the one the pipeline writes: --store, or HIPSTRIDE_STORE.
+  sqlite:///hipstride.db                      a SQLite file (relative to this directory)
+  sqlite:////var/lib/hipstride/hipstride.db   absolute path (four slashes)
+  influx://USER@HOST:8086/hipstride           InfluxDB; the token from HIPSTRIDE_STORE_TOKEN
+
+The dashboard listens on 127.0.0.1 only, unless --host says otherwise. It has no login yet:
+do not expose it beyond this machine.
+
+example:
+  hipstride dashboard --store sqlite:///hipstride.db --port 8501
+"""
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is outside 1..65535")
+    return port
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", metavar="URL",
+                        help="store URL (default: HIPSTRIDE_STORE); see above")
+    parser.add_argument("--port", type=_port, default=DEFAULT_PORT,
+                        help=f"port to listen on (default {DEFAULT_PORT})")
+    parser.add_argument("--host", default=DEFAULT_HOST,
+                        help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
+
+
+def store_url(url: str | None) -> str:
+    """The checked store URL; a relative SQLite path made absolute (the app may run from
+    another directory). Raises :class:`ConfigError` naming what is wrong."""
+    url = url or env("STORE")
+    if not url:
+        raise ConfigError("no store: give --store URL or set HIPSTRIDE_STORE, e.g. "
+                          "--store sqlite:///hipstride.db")
+    from hipstride.pipeline.store import StoreURL
+
+    parsed = StoreURL.parse(url)
+    if parsed.kind == "sqlite" and parsed.path != ":memory:":
+        return "sqlite:///" + str(Path(parsed.path).resolve())  # absolute: four slashes
+    return url
+
+
+def command(app: Path, *, host: str, port: int) -> list[str]:
+    """The ``streamlit run`` command line: headless, no telemetry, no file watching, and
+    no developer menu (no "Deploy" button) for the people using it."""
+    return [sys.executable, "-m", "streamlit", "run", str(app),
+            "--server.headless", "true", "--server.address", host, "--server.port", str(port),
+            "--server.fileWatcherType", "none", "--server.runOnSave", "false",
+            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]
+
+
+def run(args: Any) -> int:
+    url = store_url(args.store)
+    if importlib.util.find_spec("streamlit") is None:
+        print("hipstride dashboard: Streamlit is not installed: pip install "
+              "'hipstride[dashboard]'", file=sys.stderr)
+        return 1
+    if url.startswith("sqlite:") and not Path(url[len("sqlite:///"):]).exists():
+        print(f"hipstride dashboard: no store at {url[len('sqlite:///'):]} yet; the pages "
+              "will say so until the pipeline creates it", file=sys.stderr)
+    if args.host not in LOOPBACK:
+        print(f"hipstride dashboard: listening on {args.host}: the dashboard has no login "
+              "yet, so anyone who can reach this port sees athlete data", file=sys.stderr)
+    environ = {**os.environ, "HIPSTRIDE_STORE": url}
+    argv = command(APP, host=args.host, port=args.port)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"hipstride dashboard: http://{shown}:{args.port}", file=sys.stderr, flush=True)
+    if os.name == "posix":  # become Streamlit: signals reach it, nothing is left behind
+        os.execve(argv[0], argv, environ)
+    return subprocess.call(argv, env=environ)

@@ -1,0 +1,16 @@
+"""Coach view: a placeholder until the pipeline service is in place.
+
+It says what the page will do and shows nothing else — no invented numbers.
+"""
+
+import streamlit as st
+
+st.title("Coach view")
+st.info(
+    "**Arrives with the pipeline service.** This page needs live data from the pipeline, "
+    "which is not connected to the dashboard yet. Past sessions are on the **Review** page.",
+    icon=":material/construction:",
+)
+st.markdown(
+    "**What it will do:** Every live station at a glance, the ones needing attention first."
+)
