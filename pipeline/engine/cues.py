@@ -304,6 +304,15 @@ class CueEvent:
                 "channel": self.channel, "evidence": dict(self.evidence)}
 
 
+def _median(values: Iterable[float]) -> float:
+    """``float(np.median(values))`` of a few finite floats, without an array per call."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return float(ordered[mid])
+    return float((ordered[mid - 1] + ordered[mid]) / 2)
+
+
 def _num(value: Any) -> float:
     try:
         return float(value)
@@ -503,7 +512,7 @@ class CueTracker:
             left, right = self._asym[(metric, "l")], self._asym[(metric, "r")]
             if len(left) < n or len(right) < n:
                 continue
-            med_l, med_r = float(np.median(left)), float(np.median(right))
+            med_l, med_r = _median(left), _median(right)
             if abs(0.5 * (med_l + med_r)) < min_mean or abs(med_r - med_l) < min_difference:
                 continue
             si = symmetry_index_pct(med_r, med_l)

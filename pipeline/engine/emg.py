@@ -230,10 +230,12 @@ def emg_integrate(envelope: ArrayLike, start: int, stop: int, sampling_rate_hz: 
     float or ndarray, shape (n_channels,)
         Integral in (envelope unit)·s, i.e. normalised·s for a normalised envelope.
     """
-    env = np.asarray(envelope, dtype=np.float64)
+    env = np.asarray(envelope)
     if not 0 <= start <= stop < env.shape[0]:
         raise ValueError(f"need 0 <= start <= stop < {env.shape[0]}, got {start}, {stop}")
-    area = np.trapezoid(env[start:stop + 1], dx=1.0 / sampling_rate_hz, axis=0)
+    # Convert only the window: a whole-session float32 envelope cast per stride is slow.
+    window = np.asarray(env[start:stop + 1], dtype=np.float64)
+    area = np.trapezoid(window, dx=1.0 / sampling_rate_hz, axis=0)
     return float(area) if env.ndim == 1 else area
 
 

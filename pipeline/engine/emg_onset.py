@@ -45,7 +45,9 @@ def emg_tkeo(x: ArrayLike) -> NDArray[np.float64]:
     if arr.shape[0] < 3:
         raise ValueError("emg_tkeo needs at least 3 samples")
     out = np.empty_like(arr)
-    out[1:-1] = arr[1:-1] ** 2 - arr[2:] * arr[:-2]
+    # in place: every full-size temporary of an hour at 2 kHz costs fresh pages
+    np.multiply(arr[1:-1], arr[1:-1], out=out[1:-1])
+    out[1:-1] -= arr[2:] * arr[:-2]
     out[0] = out[1]
     out[-1] = out[-2]
     return out
@@ -73,7 +75,8 @@ def emg_tkeo_envelope(x_clean: ArrayLike, sampling_rate_hz: float,
         TKEO envelope (mV²), same shape as ``x_clean``.
     """
     sos = butter(order, cutoff_hz, btype="lowpass", fs=sampling_rate_hz, output="sos")
-    return zero_phase(sos, np.abs(emg_tkeo(x_clean)))
+    tkeo = emg_tkeo(x_clean)
+    return zero_phase(sos, np.abs(tkeo, out=tkeo))
 
 
 def emg_quiet_window(envelope: ArrayLike, sampling_rate_hz: float, window_ms: float = 200.0,

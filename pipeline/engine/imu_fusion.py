@@ -71,12 +71,13 @@ def quat_multiply(p: NDArray[np.float64], q: NDArray[np.float64]) -> NDArray[np.
     """Hamilton product ``p ⊗ q`` (apply ``q`` first, then ``p``), shape (..., 4)."""
     pw, px, py, pz = np.moveaxis(p, -1, 0)
     qw, qx, qy, qz = np.moveaxis(q, -1, 0)
-    return np.stack([
-        pw * qw - px * qx - py * qy - pz * qz,
-        pw * qx + px * qw + py * qz - pz * qy,
-        pw * qy - px * qz + py * qw + pz * qx,
-        pw * qz + px * qy - py * qx + pz * qw,
-    ], axis=-1)
+    out = np.empty(np.broadcast_shapes(np.shape(p), np.shape(q)),
+                   dtype=np.result_type(p, q))
+    out[..., 0] = pw * qw - px * qx - py * qy - pz * qz
+    out[..., 1] = pw * qx + px * qw + py * qz - pz * qy
+    out[..., 2] = pw * qy - px * qz + py * qw + pz * qx
+    out[..., 3] = pw * qz + px * qy - py * qx + pz * qw
+    return out
 
 
 def quat_from_rotvec(rotvec_rad: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -298,12 +299,10 @@ class ImuOrientationFilter:
 
         idx = self.n_samples + np.arange(n)
         blk = idx // bsz
-        prod = _segmented_prefix_product(steps, blk, bsz)
+        raw = _block_prefix_product(steps, self.n_samples % bsz, bsz, self._q_part)
         seg_starts = np.flatnonzero(np.r_[True, blk[1:] != blk[:-1]])
         seg_ends = np.r_[seg_starts[1:], n]
-        first = slice(0, seg_ends[0])
-        prod[first] = quat_multiply(self._q_part, prod[first])
-        prod = _normalize(prod)
+        prod = _normalize(raw)
 
         amag = np.linalg.norm(acc, axis=1)
         if np.isfinite(self.acc_tolerance_mps2):
@@ -321,7 +320,7 @@ class ImuOrientationFilter:
         for g, end in enumerate(seg_ends.tolist()):
             q_starts[g] = q
             if (int(idx[end - 1]) + 1) % bsz:  # the chunk ends inside this block: keep it open
-                self._q_part, self._m_part, self._w_part = prod[end - 1], m[g], w_l[g]
+                self._q_part, self._m_part, self._w_part = raw[end - 1].copy(), m[g], w_l[g]
                 break
             q = self._corrected(q, tuple(ends_q[g]), tuple(m_l[g]), w_l[g], bsz * dt)
         else:
@@ -410,19 +409,32 @@ def _qunit(q: tuple[float, ...]) -> tuple[float, ...]:
     return tuple(c / n for c in q)
 
 
-def _segmented_prefix_product(steps: NDArray[np.float64], blk: NDArray[np.int64],
-                              max_len: int) -> NDArray[np.float64]:
-    """Inclusive prefix quaternion product ``s_a ⊗ … ⊗ s_i`` restarting where ``blk`` changes.
+def _block_prefix_product(steps: NDArray[np.float64], offset: int, block: int,
+                          q_part: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Within each correction block, the running product ``q_part ⊗ s_a ⊗ … ⊗ s_i``.
 
-    Hillis–Steele scan: ceil(log2(max_len)) vectorised passes for segments of ≤ max_len.
+    ``steps`` continue a stream whose current block already holds ``offset`` samples with
+    running product ``q_part`` (identity when ``offset`` is 0); blocks are ``block`` samples.
+    A left fold in sample order, vectorised across blocks (one quaternion product per position
+    in a block, ``block`` numpy calls instead of one Python step per sample): the same products
+    in the same order whatever the chunking, so feeding a recording in any pieces gives
+    bit-identical results (multiplying by the identity padding is exact).
     """
-    out = steps.copy()
-    d = 1
-    while d < min(max_len, len(out)):
-        same = np.flatnonzero(blk[d:] == blk[:-d]) + d
-        out[same] = quat_multiply(out[same - d], out[same])
-        d *= 2
-    return out
+    n = len(steps)
+    total = offset + n
+    n_blocks = -(-total // block)
+    padded = np.empty((n_blocks * block, 4))
+    padded[:offset] = (1.0, 0.0, 0.0, 0.0)
+    padded[offset:total] = steps
+    padded[total:] = (1.0, 0.0, 0.0, 0.0)
+    grid = padded.reshape(n_blocks, block, 4)
+    run = np.zeros((n_blocks, 4))
+    run[:, 0] = 1.0
+    run[0] = q_part
+    for j in range(block):
+        run = quat_multiply(run, grid[:, j])
+        grid[:, j] = run
+    return padded[offset:total]
 
 
 def imu_orientation(acc_mps2: ArrayLike, gyr_dps: ArrayLike, rate_hz: float, *,

@@ -205,7 +205,14 @@ def remove_floor(envelope: np.ndarray, floor_mv: np.ndarray) -> np.ndarray:
     proportional to the RMS, so the muscle's part is sqrt(env² − floor²). Subtracting the
     floor linearly would bias a weak muscle low by about floor / envelope.
     """
-    return np.sqrt(np.clip(envelope**2 - floor_mv**2, 0.0, None))
+    power = np.square(envelope)
+    floor_power = np.square(floor_mv)
+    if np.result_type(power, floor_power) == power.dtype:  # in place: no fresh pages
+        np.subtract(power, floor_power, out=power)
+    else:
+        power = power - floor_power
+    np.clip(power, 0.0, None, out=power)
+    return np.sqrt(power, out=power)
 
 
 def _window(activity: MuscleActivity, ic_s: float, stride_s: float,

@@ -52,13 +52,20 @@ def cycle_ensemble(curve: np.ndarray, start_s: float, rate_hz: float, ic_s: np.n
     Every valid stride is resampled onto 0..100 % by linear interpolation before averaging,
     so strides of different lengths line up by phase.
     """
-    t = start_s + np.arange(len(curve)) / rate_hz
+    curve = np.asarray(curve)
+    n = len(curve)
+    t = start_s + np.arange(n) / rate_hz
     phase = np.linspace(0.0, 1.0, CYCLE_POINTS)
     cycles = []
     for k in range(len(ic_s) - 1):
         if not valid[k] or ic_s[k] < t[0] or ic_s[k + 1] > t[-1]:
             continue
-        cycle = np.interp(ic_s[k] + phase * (ic_s[k + 1] - ic_s[k]), t, curve)
+        # Interpolate on the stride's own samples (plus a neighbour each side): the same
+        # result as on the whole curve, without converting the whole curve per stride.
+        lo = max(0, math.floor((ic_s[k] - start_s) * rate_hz) - 1)
+        hi = min(n, math.ceil((ic_s[k + 1] - start_s) * rate_hz) + 2)
+        cycle = np.interp(ic_s[k] + phase * (ic_s[k + 1] - ic_s[k]), t[lo:hi],
+                          np.asarray(curve[lo:hi], dtype=np.float64))
         if np.isfinite(cycle).all():
             cycles.append(cycle)
     if not cycles:
