@@ -12,6 +12,7 @@ sampling rate in Hz is always passed explicitly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -68,11 +69,15 @@ class EmgFilterDesign:
     notch_hz: float | None
 
 
+@lru_cache(maxsize=64)
 def emg_filter_design(sampling_rate_hz: float, band_hz: tuple[float, float] = (20.0, 450.0),
                       order: int = 4, envelope_cutoff_hz: float = 6.0, envelope_order: int = 2,
                       notch_hz: float | None = None, *, notch_q: float = 30.0,
                       clip_to_nyquist: bool = False) -> EmgFilterDesign:
     """Design the EMG band-pass, optional notch and envelope low-pass as SOS.
+
+    Designs are cached per argument set (the streaming engine asks for the same one for every
+    stride), so the returned arrays are shared: never modify them.
 
     Parameters
     ----------

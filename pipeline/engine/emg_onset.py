@@ -12,6 +12,8 @@ All functions are offline (whole stride or recording in memory); time is axis 0.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.signal import butter
@@ -53,6 +55,13 @@ def emg_tkeo(x: ArrayLike) -> NDArray[np.float64]:
     return out
 
 
+@lru_cache(maxsize=32)
+def _lowpass_sos(order: int, cutoff_hz: float, sampling_rate_hz: float) -> NDArray[np.float64]:
+    """Butterworth low-pass sections, designed once per setting (the streaming engine asks for
+    the same design for every stride). Callers must not modify the array."""
+    return butter(order, cutoff_hz, btype="lowpass", fs=sampling_rate_hz, output="sos")
+
+
 def emg_tkeo_envelope(x_clean: ArrayLike, sampling_rate_hz: float,
                       cutoff_hz: float = TKEO_ENVELOPE_CUTOFF_HZ, order: int = 2
                       ) -> NDArray[np.float64]:
@@ -74,7 +83,7 @@ def emg_tkeo_envelope(x_clean: ArrayLike, sampling_rate_hz: float,
     ndarray
         TKEO envelope (mV²), same shape as ``x_clean``.
     """
-    sos = butter(order, cutoff_hz, btype="lowpass", fs=sampling_rate_hz, output="sos")
+    sos = _lowpass_sos(order, cutoff_hz, sampling_rate_hz)
     tkeo = emg_tkeo(x_clean)
     return zero_phase(sos, np.abs(tkeo, out=tkeo))
 
