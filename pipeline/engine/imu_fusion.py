@@ -69,8 +69,8 @@ __all__ = [
 # --- quaternion helpers (w, x, y, z), vectorised over leading axes -------------------------
 def quat_multiply(p: NDArray[np.float64], q: NDArray[np.float64]) -> NDArray[np.float64]:
     """Hamilton product ``p ⊗ q`` (apply ``q`` first, then ``p``), shape (..., 4)."""
-    pw, px, py, pz = np.moveaxis(p, -1, 0)
-    qw, qx, qy, qz = np.moveaxis(q, -1, 0)
+    pw, px, py, pz = p[..., 0], p[..., 1], p[..., 2], p[..., 3]
+    qw, qx, qy, qz = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
     out = np.empty(np.broadcast_shapes(np.shape(p), np.shape(q)),
                    dtype=np.result_type(p, q))
     out[..., 0] = pw * qw - px * qx - py * qy - pz * qz
@@ -431,6 +431,17 @@ def _block_prefix_product(steps: NDArray[np.float64], offset: int, block: int,
     run = np.zeros((n_blocks, 4))
     run[:, 0] = 1.0
     run[0] = q_part
+    if n_blocks == 1:
+        # Live use, a few samples at a time: fold in plain floats (no per-call numpy overhead)
+        # over the positions holding data only. Same operations in the same order as
+        # quat_multiply, so the result is bit-identical.
+        w, x, y, z = (float(v) for v in q_part)
+        out = padded[offset:total]
+        for i, (sw, sx, sy, sz) in enumerate(out.tolist()):
+            w, x, y, z = (w * sw - x * sx - y * sy - z * sz, w * sx + x * sw + y * sz - z * sy,
+                          w * sy - x * sz + y * sw + z * sx, w * sz + x * sy - y * sx + z * sw)
+            out[i] = (w, x, y, z)
+        return out
     for j in range(block):
         run = quat_multiply(run, grid[:, j])
         grid[:, j] = run
