@@ -187,6 +187,20 @@ def _pipeline(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
     return run
 
 
+def _session(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    from hipstride.pipeline.service.control import HELP, add_arguments
+
+    parser.description = HELP
+    add_arguments(parser)
+
+    def run(args: argparse.Namespace) -> int:
+        from hipstride.pipeline.service.control import run as run_session
+
+        return run_session(args)
+
+    return run
+
+
 def _dashboard(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     from hipstride.dashboard.cli import HELP, add_arguments
 
@@ -252,6 +266,8 @@ COMMANDS = {
     "analyze": ("analyse a session file (CSV, recording, C3D) into strides and a report",
                 "", _analyze),
     "pipeline": ("run the pipeline (MQTT -> engine -> store, live metrics)", "", _pipeline),
+    "session": ("start, stop, mark or calibrate a station's session (control topic)", "",
+                _session),
     "simulate": ("write a simulated session (CSV, recording, ground truth) to files",
                  SIMULATE_HELP, _simulate),
     "dashboard": ("open the dashboard: review, compare and export sessions", "", _dashboard),

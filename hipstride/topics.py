@@ -11,6 +11,7 @@ topic                          QoS     retained  payload
 ``control``                    1       no        commands to the station (start/stop/mark/...)
 ``live``                       0       no        live metrics from the pipeline
 ``cues``                       1       no        cues from the pipeline
+``session``                    1       yes       session state from the pipeline (command replies)
 =============================  ======  ========  ==============================================
 
 A broker ACL can then confine a station's account to ``hipstride/v1/<station>/#``.
@@ -30,7 +31,8 @@ STATUS = "status"
 CONTROL = "control"
 LIVE = "live"
 CUES = "cues"
-KINDS = (FRAMES, STREAMS, STATUS, CONTROL, LIVE, CUES)
+SESSION = "session"
+KINDS = (FRAMES, STREAMS, STATUS, CONTROL, LIVE, CUES, SESSION)
 _PER_STREAM = (FRAMES, STREAMS)
 
 
@@ -70,6 +72,11 @@ def live(station: str) -> str:
 
 def cues(station: str) -> str:
     return f"{prefix(station)}/{CUES}"
+
+
+def session(station: str) -> str:
+    """Retained session state of a station; the pipeline's reply to each control command."""
+    return f"{prefix(station)}/{SESSION}"
 
 
 def subscription(kind: str, station: str | None = None) -> str:

@@ -234,6 +234,8 @@ class StateDB:
                              "PRIMARY KEY (station, stream, epoch))")
             self._db.execute("CREATE TABLE IF NOT EXISTS descriptions (station TEXT, "
                              "stream TEXT, body BLOB, PRIMARY KEY (station, stream))")
+            self._db.execute("CREATE TABLE IF NOT EXISTS sessions (station TEXT PRIMARY KEY, "
+                             "body TEXT)")
             for table in ("spool", "refused"):
                 self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY "
                                  "AUTOINCREMENT, created_ns INTEGER, n_points INTEGER, "
@@ -279,6 +281,15 @@ class StateDB:
                 yield station, StreamDescription.from_json(body)
             except DescriptionError:
                 continue
+
+    # sessions (pipeline/service/sessions.py: SessionState as JSON)
+    def save_session(self, station: str, body: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?)", (station, body))
+
+    def load_sessions(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return self._db.execute("SELECT station, body FROM sessions").fetchall()
 
     # spool
     def spool_oldest(self) -> tuple[int, list[Point]] | None:

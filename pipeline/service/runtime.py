@@ -57,7 +57,16 @@ from .ingest import (
     validate_description,
     validate_frame,
 )
-from .station import Station, StationOutput, output_points
+from .sessions import (
+    UNASSIGNED,
+    CommandError,
+    Outcome,
+    SessionState,
+    StationSessions,
+    parse_command,
+    peek_command,
+)
+from .station import Station, StationOutput, _Collector, output_points
 
 __all__ = ["Metrics", "Pipeline", "RateLimitedLog", "install_signal_handlers"]
 
@@ -114,6 +123,9 @@ _METRICS = {
     "duplicates_total": ("counter", "Frames received again and not re-processed",
                          ("station",)),
     "ignored_total": ("counter", "Messages of stations outside this partition", ()),
+    "control_total": ("counter", "Session commands applied", ("station", "command")),
+    "control_rejected_total": ("counter", "Control messages refused, by reason",
+                               ("station", "reason")),
     "stride_rows_total": ("counter", "Stride rows produced", ("station",)),
     "cues_total": ("counter", "Cue events produced", ("station",)),
     "store_writes_total": ("counter", "Store write calls by outcome", ("outcome",)),
@@ -301,6 +313,7 @@ class _Batch:
     frames: dict[str, list[FrameRecord]] = field(default_factory=lambda: defaultdict(list))
     acks: list[_Message] = field(default_factory=list)
     stations: set[str] = field(default_factory=set)
+    points: list[Point] = field(default_factory=list)  # session metadata
     started: float = field(default_factory=time.monotonic)
 
 
@@ -331,6 +344,14 @@ class Pipeline:
         self.gaps = GapTracker()
         self.rejected = RejectCounter()
         self.stations: dict[str, Station] = {}
+        self.sessions: dict[str, StationSessions] = {}
+        for station, body in self.state.load_sessions():
+            try:
+                self.sessions[station] = StationSessions(station,
+                                                         SessionState.from_json(station, body))
+            except (ValueError, TypeError) as err:
+                log.error("station %s: stored session state unreadable, starting idle: %s",
+                          station, err)
         for station, description in self.state.load_descriptions():
             if self.partition.owns(station):
                 self._station(station).describe(description)
@@ -421,8 +442,15 @@ class Pipeline:
     def _station(self, station: str) -> Station:
         st = self.stations.get(station)
         if st is None:
-            st = self.stations[station] = Station(station, self.config.recordings)
+            st = self.stations[station] = Station(
+                station, self.config.recordings, timeline=self._sessions(station).timeline)
         return st
+
+    def _sessions(self, station: str) -> StationSessions:
+        ss = self.sessions.get(station)
+        if ss is None:
+            ss = self.sessions[station] = StationSessions(station)
+        return ss
 
     def _ack(self, message: _Message) -> None:
         """PUBACK — only on the connection the message came on; after a reconnect the broker
@@ -458,8 +486,57 @@ class Pipeline:
             if self._station(parsed.station).describe(description):
                 self.state.save_description(parsed.station, description)
             self._ack(msg)
-        else:  # status, control: sessions and phases come with the next step
+        elif parsed.kind == topics.CONTROL:
+            self._on_control(parsed.station, msg)
+        else:  # status
             self._ack(msg)
+
+    def _on_control(self, station: str, msg: _Message) -> None:
+        """Apply a session command; reply with the retained session state (also refusals)."""
+        ss = self._sessions(station)
+        now = time.time_ns()
+        try:
+            command = parse_command(msg.payload)
+        except CommandError as err:
+            if err.reason == "not_session":  # for the edge agent (e.g. the simulator's profile)
+                self._ack(msg)
+                return
+            name, request = peek_command(msg.payload)
+            self._control_refused(ss, err.reason, str(err), msg, now, request,
+                                  Outcome(name, False, err.reason, str(err)))
+            return
+        request = command.request
+        outcome = ss.apply(command, now)
+        if not outcome.ok:
+            self._control_refused(ss, outcome.reason, outcome.message, msg, now, request,
+                                  outcome)
+            return
+        if not outcome.duplicate:
+            self.state.save_session(station, ss.state.to_json())
+            self.metrics.inc("control_total", (station, command.command))
+            log.info("station %s: %s -> session %s (%s)", station, command.command,
+                     outcome.meta.session if outcome.meta else None,
+                     "running" if ss.active else "idle")
+        if outcome.meta is not None:
+            c = _Collector()
+            c.write_session(outcome.meta)
+            self._batch.points += c.points
+        self._batch.acks.append(msg)  # acknowledged once the metadata is stored or spooled
+        self._publish_session(ss, now, outcome, request)
+
+    def _control_refused(self, ss: StationSessions, reason: str, message: str, msg: _Message,
+                         now: int, request: str | None, outcome: Outcome) -> None:
+        self.metrics.inc("control_rejected_total", (ss.station, reason))
+        self.say(logging.WARNING, f"control:{ss.station}:{reason}", "station %s: control "
+                 "message refused (%s): %s", ss.station, reason, message)
+        self._publish_session(ss, now, outcome, request)
+        self._ack(msg)
+
+    def _publish_session(self, ss: StationSessions, now: int, outcome: Outcome,
+                         request: str | None) -> None:
+        body = ss.reply(now, outcome, request)
+        self.client.publish(topics.session(ss.station), json.dumps(_plain(body)), qos=1,
+                            retain=True)
 
     def _on_frame(self, station: str, stream: str, msg: _Message) -> None:
         st = self._station(station)
@@ -482,7 +559,8 @@ class Pipeline:
         st.accept(frame, msg.payload)
         batch = self._batch
         batch.keys.append(key)
-        batch.frames[station].append(FrameRecord.from_frame(frame))
+        batch.frames[station].append(FrameRecord.from_frame(frame,
+                                                            st.timeline.at(frame.t0_ns)[0]))
         batch.acks.append(msg)
         batch.stations.add(station)
         self.metrics.inc("frames_total", (station, stream))
@@ -492,7 +570,7 @@ class Pipeline:
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, _Batch()
-        points: list[Point] = []
+        points: list[Point] = list(batch.points)
         for station, records in batch.frames.items():
             points += [Point.make(FRAMES, f.t0_ns, {"station": station, "stream": f.stream},
                                   {"epoch": f.epoch, "seq": f.seq, "n_samples": f.n_samples,
@@ -502,7 +580,7 @@ class Pipeline:
             st = self.stations[name]
             out = st.poll()
             if out is not None:
-                points += output_points(out)
+                points += output_points(out, st.timeline)
                 self._publish(out)
             st.flush()
         if batch.keys or points:
@@ -536,13 +614,14 @@ class Pipeline:
             "strides": e.rows,
             "rejected": self.rejected.for_station(out.station),
             "problems": out.problems,
+            "session": self._sessions(out.station).state.session or UNASSIGNED,
         }
         self.client.publish(topics.live(out.station), json.dumps(_plain(live)), qos=0)
         for event in e.cue_events:
             self.metrics.inc("cues_total", (out.station,))
-            body = {"version": LIVE_VERSION, "station": out.station,
-                    "time_ns": out.origin_ns + round(float(event["stride_start_s"]) * 1e9),
-                    **event}
+            time_ns = out.origin_ns + round(float(event["stride_start_s"]) * 1e9)
+            body = {"version": LIVE_VERSION, "station": out.station, "time_ns": time_ns,
+                    "session": self._sessions(out.station).timeline.at(time_ns)[0], **event}
             self.client.publish(topics.cues(out.station), json.dumps(_plain(body)), qos=1)
 
     def _shutdown(self) -> None:

@@ -7,10 +7,12 @@ its stream, converted to physical units and session seconds and pushed into the 
 first frame's ``t0_ns`` this process saw (``origin_ns``); rows and cues become absolute times
 again through it.
 
-Recordings: ``<recordings_dir>/<station>/<station>-<YYYY-MM-DD>.hsrec`` (UTC day of the
-frame), appended to after a restart (a record cut short by a crash is truncated first). They
-are at-least-once: a frame redelivered after a crash can appear twice; readers de-duplicate by
-(epoch, seq). Sessions will split them further (next step; see docs/pipeline.md).
+Recordings: one per session, ``<recordings_dir>/<station>/<station>-<session>.hsrec``, and for
+frames outside every session ``<station>-<YYYY-MM-DD>.hsrec`` (UTC day of the frame). Which
+session a frame belongs to is decided by its ``t0_ns`` on the station's session
+:class:`~.sessions.Timeline`. Files are appended to after a restart (a record cut short by a
+crash is truncated first). They are at-least-once: a frame redelivered after a crash can
+appear twice; readers de-duplicate by (epoch, seq).
 """
 
 from __future__ import annotations
@@ -39,10 +41,13 @@ from hipstride.pipeline.store.base import PROCESSED, Measurement, Point, Store
 from hipstride.recording import MAGIC, RECORD, RecordingWriter
 from hipstride.streams import EMG_STREAM, IMU_CHANNELS, IMU_SEGMENTS, StreamDescription
 
+from .sessions import UNASSIGNED, Timeline
+
 __all__ = ["Station", "StationOutput", "output_points", "repair_recording"]
 
 log = logging.getLogger("hipstride.pipeline")
 ENVELOPE_STREAM = "emg_envelope"
+MAX_OPEN_RECORDINGS = 3  # a session's file, the day file, and one spare for late frames
 
 
 @dataclass
@@ -119,8 +124,10 @@ class Station:
     """Per-station state (see the module docstring)."""
 
     def __init__(self, station: str, recordings_dir: Path, *,
-                 settings: StreamSettings | None = None) -> None:
+                 settings: StreamSettings | None = None, timeline: Timeline | None = None
+                 ) -> None:
         self.station = station
+        self.timeline = timeline if timeline is not None else Timeline()
         self.recordings_dir = Path(recordings_dir)
         self.settings = settings
         self.descriptions: dict[str, StreamDescription] = {}
@@ -128,9 +135,8 @@ class Station:
         self.engine_failed: str | None = None
         self.origin_ns: int | None = None
         self._feeds: dict[str, _Feed] = {}
-        self._writer: RecordingWriter | None = None
-        self._writer_day: str | None = None
-        self._dirty = False
+        self._writers: dict[str, RecordingWriter] = {}  # file name -> writer, oldest use first
+        self._dirty: set[str] = set()
         self.frames = 0
         self.samples = 0
         self.rows = 0
@@ -144,8 +150,8 @@ class Station:
         if old is not None and old.to_json() == description.to_json():
             return False
         self.descriptions[description.stream] = description
-        if self._writer is not None:
-            self._writer.write_description(description)
+        for writer in self._writers.values():
+            writer.write_description(description)
         if self.engine is not None and description.stream in self._feeds:
             feed, why = _feed_for(description)
             if feed is None:
@@ -228,44 +234,58 @@ class Station:
 
     # recording -----------------------------------------------------------------------------
     def _record(self, frame: Frame, payload: bytes) -> None:
-        day = dt.datetime.fromtimestamp(frame.t0_ns / 1e9, dt.UTC).strftime("%Y-%m-%d")
-        if self._writer is None or day != self._writer_day:
-            self._open(day)
-        self._writer.write_frame(payload, frame.stream)
-        self._dirty = True
+        session, athlete = self.timeline.at(frame.t0_ns)
+        if session == UNASSIGNED:
+            day = dt.datetime.fromtimestamp(frame.t0_ns / 1e9, dt.UTC).strftime("%Y-%m-%d")
+            name = f"{self.station}-{day}.hsrec"
+        else:
+            name = f"{self.station}-{session}.hsrec"
+        writer = self._writers.pop(name, None) or self._open(name, session, athlete)
+        self._writers[name] = writer  # most recently used last
+        writer.write_frame(payload, frame.stream)
+        self._dirty.add(name)
 
-    def _open(self, day: str) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        path = self.recordings_dir / self.station / f"{self.station}-{day}.hsrec"
+    def _open(self, name: str, session: str, athlete: str | None) -> RecordingWriter:
+        while len(self._writers) >= MAX_OPEN_RECORDINGS:
+            oldest = next(iter(self._writers))
+            self._writers.pop(oldest).close()
+            self._dirty.discard(oldest)
+        path = self.recordings_dir / self.station / name
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists() and path.stat().st_size:
             cut = repair_recording(path)
             if cut:
                 log.warning("%s: cut %d bytes of a record left unfinished by a crash", path, cut)
-        self._writer = RecordingWriter(path, append=True)
-        self._writer_day = day
-        self._writer.write_metadata({"station": self.station, "pipeline": __version__,
-                                     "opened_ns": int(dt.datetime.now(dt.UTC).timestamp()
-                                                      * 1e9)})
+        writer = RecordingWriter(path, append=True)
+        meta: dict[str, Any] = {"station": self.station, "pipeline": __version__,
+                                "session": session,
+                                "opened_ns": int(dt.datetime.now(dt.UTC).timestamp() * 1e9)}
+        if athlete:
+            meta["athlete"] = athlete
+        writer.write_metadata(meta)
         for description in self.descriptions.values():
-            self._writer.write_description(description)
+            writer.write_description(description)
+        return writer
 
-    @property
-    def recording_path(self) -> Path | None:
-        return None if self._writer is None else self._writer.path
+    def recording_path(self, session: str | None = None) -> Path | None:
+        """Path of the most recently used recording (of ``session``, when given)."""
+        for writer in reversed(self._writers.values()):
+            if session is None or writer.path.name == f"{self.station}-{session}.hsrec":
+                return writer.path
+        return None
 
     def flush(self) -> None:
         """Hand recorded bytes to the OS (called before the frames are acknowledged)."""
-        if self._writer is not None and self._dirty:
-            self._writer.flush()
-            self._dirty = False
+        for name in self._dirty:
+            self._writers[name].flush()
+        self._dirty.clear()
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.flush()
-            self._writer.close()
-            self._writer = None
+        while self._writers:
+            _name, writer = self._writers.popitem()
+            writer.flush()
+            writer.close()
+        self._dirty.clear()
 
 
 # --- outputs as store points -------------------------------------------------------------------
@@ -298,27 +318,38 @@ class _Collector(Store):
         pass
 
 
-def output_points(out: StationOutput, *, session: str | None = None,
-                  athlete: str | None = None) -> list[Point]:
+def output_points(out: StationOutput, timeline: Timeline | None = None) -> list[Point]:
     """Stride rows, cue events and the processed EMG envelopes of one poll, as points.
 
-    ``session=None``: data outside a session, stored without a session tag (unassigned).
+    Each item is tagged with the session its time falls in on ``timeline`` (a stride by its
+    initial contact, a cue by its stride, a processed value by its sample time), else
+    ``unassigned``.
     """
+    timeline = timeline or Timeline()
     c = _Collector()
     e = out.engine
-    if e.rows:
-        c.write_strides(out.station, session, athlete, e.rows, origin_ns=out.origin_ns)
-    if e.cue_events:
-        c.write_cues(out.station, session, athlete, e.cue_events, origin_ns=out.origin_ns)
+
+    def split(items: list[dict[str, Any]]) -> Any:
+        times = [out.origin_ns + round(float(i.get("stride_start_s") or 0.0) * 1e9)
+                 for i in items]
+        for session, athlete, mask in timeline.split(np.asarray(times, dtype=np.int64)):
+            yield session, athlete, [i for i, m in zip(items, mask.tolist(), strict=True) if m]
+
+    for session, athlete, rows in split(e.rows):
+        c.write_strides(out.station, session, athlete, rows, origin_ns=out.origin_ns)
+    for session, athlete, events in split(e.cue_events):
+        c.write_cues(out.station, session, athlete, events, origin_ns=out.origin_ns)
     processed = e.snapshot.get("processed") or {}
     times = np.asarray(processed.get("time_s", ()), dtype=float)
     if len(times):
-        stamps = (out.origin_ns + np.round(times * 1e9).astype(np.int64)).tolist()
-        for channel, values in processed.get("envelope_mv", {}).items():
-            template = Point.make(PROCESSED, 0, {"station": out.station, "session": session,
-                                                 "stream": ENVELOPE_STREAM,
-                                                 "channel": channel}, {"value": 0.0})
-            c.points += [Point(PROCESSED, t, template.tags, {"value": v})
-                         for t, v in zip(stamps, np.asarray(values, float).tolist(), strict=True)
-                         if math.isfinite(v)]
+        stamps = out.origin_ns + np.round(times * 1e9).astype(np.int64)
+        for session, _athlete, mask in timeline.split(stamps):
+            for channel, values in processed.get("envelope_mv", {}).items():
+                template = Point.make(PROCESSED, 0, {"station": out.station, "session": session,
+                                                     "stream": ENVELOPE_STREAM,
+                                                     "channel": channel}, {"value": 0.0})
+                c.points += [Point(PROCESSED, t, template.tags, {"value": v}) for t, v in
+                             zip(stamps[mask].tolist(),
+                                 np.asarray(values, float)[mask].tolist(), strict=True)
+                             if math.isfinite(v)]
     return c.points

@@ -14,7 +14,8 @@ def test_topics_live_under_one_prefix_per_station():
 
 @pytest.mark.parametrize("topic", [
     topics.frames("a1", "imu_pelvis"), topics.stream_description("a1", "emg"),
-    topics.status("a1"), topics.control("a1"), topics.live("a1"), topics.cues("a1")])
+    topics.status("a1"), topics.control("a1"), topics.live("a1"), topics.cues("a1"),
+    topics.session("a1")])
 def test_parse_inverts_the_builders(topic):
     parsed = topics.parse(topic)
     assert parsed.station == "a1"
@@ -40,3 +41,19 @@ def test_parse_rejects_foreign_topics(bad):
 def test_subscriptions_use_single_level_wildcards():
     assert topics.subscription("frames") == "hipstride/v1/+/frames/+"
     assert topics.subscription("status", "tm1") == "hipstride/v1/tm1/status"
+
+
+def test_session_topic_is_a_per_station_kind():
+    assert topics.session("tm-1") == "hipstride/v1/tm-1/session"
+    assert topics.parse("hipstride/v1/tm-1/session") == topics.ParsedTopic("tm-1", "session")
+    assert topics.subscription("session") == "hipstride/v1/+/session"
+    assert topics.subscription(topics.SESSION, "tm-1") == "hipstride/v1/tm-1/session"
+    with pytest.raises(ValueError):
+        topics.parse("hipstride/v1/tm-1/session/extra")
+    with pytest.raises(ValueError, match="station id"):
+        topics.session("Bad/Id")
+
+
+def test_existing_topics_are_unchanged_by_the_session_kind():
+    assert topics.KINDS[:6] == ("frames", "streams", "status", "control", "live", "cues")
+    assert topics.subscription("control") == "hipstride/v1/+/control"
