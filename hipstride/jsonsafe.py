@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ def jsonable(value: Any, *, nan_as_null: bool = True) -> Any:
     With ``nan_as_null`` NaN and infinities become ``None`` (``null``): strict JSON, as
     ``summary.json`` promises its readers; without, they stay floats (Python's JSON dialect).
     """
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {str(k): jsonable(v, nan_as_null=nan_as_null) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(v, nan_as_null=nan_as_null) for v in value]

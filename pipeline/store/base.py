@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from hipstride.jsonsafe import jsonable
 from hipstride.pipeline.engine.schema import (
     EXTRA_COLUMNS,
     METRIC_COLUMNS,
@@ -500,19 +501,6 @@ def _session(r: Mapping[str, Any]) -> SessionMeta:
                        meta=json.loads(r.get("meta") or "{}"))
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready copy: numpy values as Python ones, NaN/inf as None (JSON has no NaN)."""
-    if isinstance(value, np.ndarray | np.generic):
-        value = value.tolist()
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _dumps(value: Any) -> str:
     """Compact, key-sorted, strict JSON (a string field)."""
-    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return json.dumps(jsonable(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
