@@ -334,6 +334,11 @@ class ImuOrientationFilter:
         return out
 
     @property
+    def reference_learned(self) -> bool:
+        """Whether the tilt reference is final (learned, or the vertical when none is)."""
+        return self._n_blocks >= self._learn[1]
+
+    @property
     def reference(self) -> NDArray[np.float64]:
         """Unit world-frame direction the mean specific force is held to (learned or +y)."""
         return self._ref.copy()

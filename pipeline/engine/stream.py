@@ -7,6 +7,9 @@ same code wherever the maths allows it:
    calibration and gyro bias, the EMG noise floor (median zero-phase envelope, as offline; it
    waits for 1 s more EMG so the filter edges are gone), and the MVC reference when MVC trials
    are given. A stored calibration (:meth:`StreamingEngine.calibration_state`) skips it.
+   A pipeline restarted mid-run resumes with :meth:`StreamingEngine.resume` (the whole
+   stored state, including its ``running`` part): no standing, no functional calibration,
+   the learned tilt reference kept; the first ``gap_recovery_s`` are a gap recovery.
 2. **Orientation** per segment by the causal fusion filter, with the offline settings and tilt
    reference window (:mod:`.stream_kinematics`).
 3. **Functional calibration** once, after ``functional_s`` seconds of running (default 10):
@@ -190,7 +193,8 @@ class StreamingEngine:
         The IMU streams (``pelvis``, ``thigh_l``, ``thigh_r``, optional shanks).
     calibration : dict, optional
         A stored standing calibration (``calibration_state()["standing"]``): skips the
-        standing period. The runner must still start from the standing pose.
+        standing period. The runner must still start from the standing pose (unless
+        ``running`` is given).
     mvc : EmgData or dict, optional
         MVC trials of the same channels (reference computed at calibration, as offline), or a
         stored reference ``{"channels": [...], "reference_mv": [...]}``.
@@ -202,17 +206,27 @@ class StreamingEngine:
         See there.
     start_s : float, optional
         Session time the standing period starts; default the first sample received.
+    running : dict, optional
+        ``calibration_state()["running"]`` of an engine that was running: the runner is
+        running now (with ``calibration`` holding the functional axes). Each IMU starts from
+        the standing pose with the gap-recovery correction and the stored tilt reference;
+        strides in the first ``gap_recovery_s`` carry ``dropout:imu_<segment>``. A stored
+        relative EMG reference (complete, 30 steps) is used as is. Prefer :meth:`resume`.
     """
 
     def __init__(self, emg: EmgStream | None, imus: Sequence[ImuStream], *,
                  calibration: Mapping[str, Any] | None = None,
                  mvc: EmgData | Mapping[str, Any] | None = None,
                  baseline: Baseline | None = None, thresholds: CueThresholds | None = None,
-                 settings: StreamSettings | None = None, start_s: float | None = None) -> None:
+                 settings: StreamSettings | None = None, start_s: float | None = None,
+                 running: Mapping[str, Any] | None = None) -> None:
         self.settings = s = settings or StreamSettings()
         self.emg = emg
         self.imu_streams = {i.segment: i for i in imus}
         self._stored = dict(calibration) if calibration else None
+        if running is not None and not self._stored:
+            raise ValueError("running (resume) needs a stored calibration")
+        self._running = dict(running) if running is not None else None
         self._mvc = mvc
         self.tracker = CueTracker(baseline, thresholds=thresholds)
         self._start_s = start_s
@@ -235,6 +249,13 @@ class StreamingEngine:
         self.reference_mv: np.ndarray | None = None
         self.normalization = "mvc" if mvc is not None else "relative"
         self._step_peaks: list[np.ndarray] = []
+        self._reference_frozen = False  # relative reference complete (30 steps, or stored)
+        stored_ref = (self._running or {}).get("emg_reference")
+        if emg and stored_ref and self.normalization == "relative":
+            ref = dict(zip(stored_ref["channels"], stored_ref["reference_mv"], strict=True))
+            if all(c in ref for c in emg.channels):
+                self.reference_mv = np.array([float(ref[c]) for c in emg.channels])
+                self._reference_frozen = True
         self._valid_starts: list[float] = []
         # IMU
         self.segments: dict[str, SegmentStream] = {}
@@ -244,6 +265,18 @@ class StreamingEngine:
         self._toe: dict[str, float] = {}
         self._pending: list[_Stride] = []
         self._out = StreamOutput()
+
+    @classmethod
+    def resume(cls, emg: EmgStream | None, imus: Sequence[ImuStream],
+               state: Mapping[str, Any], **kwargs: Any) -> StreamingEngine:
+        """An engine that carries on mid-run from ``state`` (:meth:`calibration_state`, e.g.
+        as JSON): its standing calibration, MVC reference, baseline and ``running`` part.
+        Without a ``running`` part it is a stored calibration (standing pose first)."""
+        base = state.get("baseline")
+        kwargs.setdefault("mvc", state.get("mvc"))
+        kwargs.setdefault("baseline", Baseline.from_dict(base) if base else None)
+        return cls(emg, imus, calibration=state.get("standing"), running=state.get("running"),
+                   **kwargs)
 
     # --- input --------------------------------------------------------------------------------
     def _session_start(self, t0: float) -> None:
@@ -393,8 +426,18 @@ class StreamingEngine:
             mvc = {"channels": list(self.emg.channels),
                    "reference_mv": self.reference_mv.tolist(), "normalization": "mvc"}
         base = self.tracker.baseline or self.tracker.session_baseline
+        running = None
+        if self.phase == "running":
+            emg_ref = None
+            if self.emg and self.normalization == "relative" and self.reference_mv is not None \
+                    and (self._reference_frozen or len(self._step_peaks) >= 30):
+                emg_ref = {"channels": list(self.emg.channels),
+                           "reference_mv": self.reference_mv.tolist()}
+            running = {"version": STATE_VERSION, "emg_reference": emg_ref,
+                       "imu": {k: s.running_state() for k, s in self.segments.items()
+                               if s.static}}
         return {"standing": standing, "mvc": mvc,
-                "baseline": base.to_dict() if base else None}
+                "baseline": base.to_dict() if base else None, "running": running}
 
     # --- calibration --------------------------------------------------------------------------
     def _stream_ends(self) -> list[float]:
@@ -420,9 +463,12 @@ class StreamingEngine:
     def _calibrate(self) -> None:
         stored_imu = (self._stored or {}).get("imu") or {}
         for name, seg in list(self.segments.items()):
+            resume = None
+            if self._running is not None:
+                resume = (self._running.get("imu") or {}).get(name) or {}
             try:
                 seg.calibrate_static(self.standing, stored=stored_imu.get(name)
-                                     if self._stored else None)
+                                     if self._stored else None, resume=resume)
             except (ValueError, KeyError) as err:
                 self._problem(f"IMU {name} not used: {err}")
                 del self.segments[name]
@@ -665,7 +711,8 @@ class StreamingEngine:
         rate, chans = self.emg.rate_hz, self.emg.channels
         period = st.ic_next - st.ic
         t0 = st.ic - 0.5 * period
-        dynamic = self.normalization == "relative" and len(self._step_peaks) < 30
+        dynamic = (self.normalization == "relative" and not self._reference_frozen
+                   and len(self._step_peaks) < 30)
         prev = self._valid_starts[-1] if (dynamic and st.valid and self._valid_starts) else None
         if prev is not None:
             t0 = min(t0, prev)

@@ -37,6 +37,9 @@ from .imu_fusion import ImuOrientationFilter, imu_filter_resume, quat_to_matrix
 
 __all__ = ["SampleBuffer", "SegmentStream", "ThighEventDetector"]
 
+#: Resuming mid-run: share of the recovery period run with the fast tilt correction.
+RESUME_FAST_FRACTION = 0.25
+
 
 class SampleBuffer:
     """Rolling store of samples addressed by absolute index (amortised O(1) appends).
@@ -144,6 +147,7 @@ class SegmentStream:
         self._recovery_tc = recovery_time_constant_s
         self._normal_tc = 8.0
         self._slow_from: int | None = None  # index where the normal time constant returns
+        self._forget_drift = False  # at _slow_from: drop the drift term (resume, not gaps)
 
     # --- time ---------------------------------------------------------------------------------
     def index(self, t_s: float) -> int:
@@ -212,9 +216,13 @@ class SegmentStream:
                        float(self.time(max(i0, self.acc.start))), self.mounting)
 
     def calibrate_static(self, standing: tuple[float, float], *,
-                         stored: dict | None = None) -> None:
+                         stored: dict | None = None, resume: dict | None = None) -> None:
         """Static calibration (or a stored one) and the start of the orientation filter.
 
+        ``resume`` (with ``stored``; :meth:`running_state`): the segment is already running.
+        The filter keeps the stored tilt reference (no learning window) and starts from the
+        standing pose with the fast correction of a gap recovery; samples of that recovery
+        count as recovering (no kinematic metrics), as after a gap.
         Raises ValueError (from :func:`imu_calibrate`) when the segment was not still.
         """
         if stored is not None:
@@ -237,11 +245,28 @@ class SegmentStream:
         t0 = float(self.time(i0))
         r0 = standing[1] + REFERENCE_DELAY_S
         ref = (r0 - t0, r0 + REFERENCE_S - t0)
+        initial = matrix_to_quat(self.static.segment_to_sensor.T)
         self._filter = ImuOrientationFilter(
-            self.rate_hz, initial=matrix_to_quat(self.static.segment_to_sensor.T),
-            bias_dps=self.static.gyro_bias_dps, bias_time_constant_s=BIAS_TIME_CONSTANT_S,
-            reference_window_s=ref)
+            self.rate_hz, initial=initial, bias_dps=self.static.gyro_bias_dps,
+            bias_time_constant_s=BIAS_TIME_CONSTANT_S,
+            reference_window_s=ref if resume is None else None)
         self._normal_tc = self._filter.time_constant_s
+        if resume is not None:
+            if stored is None:
+                raise ValueError("resuming needs a stored calibration")
+            learned = resume.get("tilt_reference")
+            if learned is not None:
+                v = np.asarray(learned, float).reshape(3)
+                self._filter._ref = v / np.linalg.norm(v)
+            self._filter = imu_filter_resume(self._filter, initial,
+                                             time_constant_s=self._recovery_tc)
+            self.gaps.append((i0, i0 + self._recovery))
+            # fast correction only while the error is large: it leaves a tilt wobble that
+            # the normal correction must remove before the recovery ends
+            self._slow_from = i0 + round(self._recovery * RESUME_FAST_FRACTION)
+            # the standing pose is a poor guess mid-stride: the drift (integral) term winds up
+            # on the large initial error; it is forgotten when the recovery ends
+            self._forget_drift = True
         self.rot.reset(i0)
         self.angle.reset(i0)
         self.rate.reset(i0)
@@ -277,6 +302,14 @@ class SegmentStream:
             "method": self.functional.method if self.functional else self.static.method,
         }
 
+    def running_state(self) -> dict | None:
+        """What resuming mid-run needs beyond :meth:`state`: the learned tilt reference
+        (None until learned). None before the static calibration."""
+        if self._filter is None:
+            return None
+        learned = self._filter.reference_learned
+        return {"tilt_reference": self._filter.reference.tolist() if learned else None}
+
     # --- processing ---------------------------------------------------------------------------
     def _sensor_quat(self, rot: NDArray[np.float64]) -> NDArray[np.float64]:
         h, c = self.standing_rotation, self.static.segment_to_sensor
@@ -291,6 +324,9 @@ class SegmentStream:
                 if i0 >= self._slow_from:
                     self._filter = filt = imu_filter_resume(filt, filt.orientation,
                                                             time_constant_s=self._normal_tc)
+                    if self._forget_drift:
+                        filt._integral = np.zeros(3)
+                        self._forget_drift = False
                     self._slow_from = None
                 else:
                     i1 = min(i1, self._slow_from)

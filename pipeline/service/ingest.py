@@ -236,6 +236,8 @@ class StateDB:
                              "stream TEXT, body BLOB, PRIMARY KEY (station, stream))")
             self._db.execute("CREATE TABLE IF NOT EXISTS sessions (station TEXT PRIMARY KEY, "
                              "body TEXT)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS calibration (station TEXT PRIMARY "
+                             "KEY, body TEXT, data_ns INTEGER)")
             for table in ("spool", "refused"):
                 self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY "
                                  "AUTOINCREMENT, created_ns INTEGER, n_points INTEGER, "
@@ -290,6 +292,24 @@ class StateDB:
     def load_sessions(self) -> list[tuple[str, str]]:
         with self._lock:
             return self._db.execute("SELECT station, body FROM sessions").fetchall()
+
+    # engine calibration (StreamingEngine.calibration_state() as JSON, and the data time it
+    # is known to hold until)
+    def save_calibration(self, station: str, body: str | None, data_ns: int) -> None:
+        """Store a new calibration state (``body``), or only move its data time on (None)."""
+        with self._lock, self._db:
+            if body is None:
+                self._db.execute("UPDATE calibration SET data_ns = ? WHERE station = ?",
+                                 (data_ns, station))
+            else:
+                self._db.execute("INSERT OR REPLACE INTO calibration VALUES (?, ?, ?)",
+                                 (station, body, data_ns))
+
+    def load_calibrations(self) -> dict[str, tuple[str, int]]:
+        """station -> (calibration JSON, data time in ns)."""
+        with self._lock:
+            rows = self._db.execute("SELECT station, body, data_ns FROM calibration").fetchall()
+        return {s: (b, int(t)) for s, b, t in rows}
 
     # spool
     def spool_oldest(self) -> tuple[int, list[Point]] | None:

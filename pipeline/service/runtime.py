@@ -352,6 +352,7 @@ class Pipeline:
             except (ValueError, TypeError) as err:
                 log.error("station %s: stored session state unreadable, starting idle: %s",
                           station, err)
+        self._calibrations = self.state.load_calibrations()
         for station, description in self.state.load_descriptions():
             if self.partition.owns(station):
                 self._station(station).describe(description)
@@ -443,7 +444,8 @@ class Pipeline:
         st = self.stations.get(station)
         if st is None:
             st = self.stations[station] = Station(
-                station, self.config.recordings, timeline=self._sessions(station).timeline)
+                station, self.config.recordings, timeline=self._sessions(station).timeline,
+                calibration=self._calibrations.get(station))
         return st
 
     def _sessions(self, station: str) -> StationSessions:
@@ -582,6 +584,9 @@ class Pipeline:
             if out is not None:
                 points += output_points(out, st.timeline)
                 self._publish(out)
+                update = st.calibration_update()
+                if update is not None:
+                    self.state.save_calibration(name, *update)
             st.flush()
         if batch.keys or points:
             seen = self.dedup.commit(batch.keys)

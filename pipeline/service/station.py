@@ -18,6 +18,7 @@ appear twice; readers de-duplicate by (epoch, seq).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,9 @@ __all__ = ["Station", "StationOutput", "output_points", "repair_recording"]
 log = logging.getLogger("hipstride.pipeline")
 ENVELOPE_STREAM = "emg_envelope"
 MAX_OPEN_RECORDINGS = 3  # a session's file, the day file, and one spare for late frames
+#: A stored engine calibration is resumed only if the station's first frame after a restart
+#: is at most this long after the data it was last known to hold for.
+RESUME_WITHIN_S = 300.0
 
 
 @dataclass
@@ -124,8 +128,10 @@ class Station:
     """Per-station state (see the module docstring)."""
 
     def __init__(self, station: str, recordings_dir: Path, *,
-                 settings: StreamSettings | None = None, timeline: Timeline | None = None
-                 ) -> None:
+                 settings: StreamSettings | None = None, timeline: Timeline | None = None,
+                 calibration: tuple[str, int] | None = None) -> None:
+        """``calibration``: the engine state stored by a previous run (JSON, data time ns),
+        resumed when this run's first frame is within :data:`RESUME_WITHIN_S` of it."""
         self.station = station
         self.timeline = timeline if timeline is not None else Timeline()
         self.recordings_dir = Path(recordings_dir)
@@ -142,6 +148,10 @@ class Station:
         self.rows = 0
         self.not_analysed: dict[str, str] = {}
         self._problems: list[str] = []
+        self._stored_calibration = calibration
+        self._saved_calibration: str | None = calibration[0] if calibration else None
+        self.last_ns: int | None = None  # t0 of the latest frame fed
+        self.resumed = False
 
     # descriptions ----------------------------------------------------------------------------
     def describe(self, description: StreamDescription) -> bool:
@@ -170,6 +180,7 @@ class Station:
         if self.origin_ns is None:
             self.origin_ns = frame.t0_ns
             self._build_engine()
+        self.last_ns = frame.t0_ns if self.last_ns is None else max(self.last_ns, frame.t0_ns)
         feed = self._feeds.get(frame.stream)
         if feed is None or self.engine is None:
             return
@@ -205,9 +216,45 @@ class Station:
                                   "kept but not analysed")
             return
         try:
-            self.engine = StreamingEngine(emg, imus, settings=self.settings)
+            state = self._resume_state()
+            if state is not None:
+                self.engine = StreamingEngine.resume(emg, imus, state, settings=self.settings)
+                self.resumed = True
+                log.info("station %s: engine resumed from the stored calibration (%s)",
+                         self.station, "running" if state.get("running") else "standing pose")
+            else:
+                self.engine = StreamingEngine(emg, imus, settings=self.settings)
         except Exception as err:  # one station's engine must not stop the others
             self._engine_failed(err)
+
+    def _resume_state(self) -> dict[str, Any] | None:
+        """The stored engine state to resume from, if recent enough and usable."""
+        if self._stored_calibration is None or self.origin_ns is None:
+            return None
+        body, data_ns = self._stored_calibration
+        if not 0 <= self.origin_ns - data_ns <= RESUME_WITHIN_S * 1e9:
+            log.info("station %s: stored calibration too old (%.0f s); calibrating afresh",
+                     self.station, (self.origin_ns - data_ns) / 1e9)
+            return None
+        try:
+            state = json.loads(body)
+        except ValueError:
+            log.error("station %s: stored calibration unreadable; calibrating afresh",
+                      self.station)
+            return None
+        return state if isinstance(state, dict) and state.get("standing") else None
+
+    def calibration_update(self) -> tuple[str | None, int] | None:
+        """What to persist after a poll: (the engine's calibration state as JSON when it
+        changed since last saved, else None; the data time it holds for). None before the
+        engine has calibrated."""
+        if self.engine is None or self.last_ns is None or self.engine.phase == "standing":
+            return None
+        body = json.dumps(self.engine.calibration_state(), sort_keys=True)
+        if body == self._saved_calibration:
+            return None, self.last_ns
+        self._saved_calibration = body
+        return body, self.last_ns
 
     def _engine_failed(self, err: Exception) -> None:
         self.engine = None

@@ -107,8 +107,8 @@ def test_session_started_marked_and_stopped_through_the_control_topic(broker, tm
         first = hs_session(broker, "mark", "--label", "standing")
         assert first.returncode == 0, first.stderr
 
-        # SIGKILL while the runner stands (a restarted pipeline starts a fresh engine, which
-        # calibrates on the standing that follows); the session must resume
+        # SIGKILL while the runner stands (the restarted engine resumes from the warm-up's
+        # stored calibration: it was running within RESUME_WITHIN_S); the session must resume
         pipeline.kill()
         pipeline.start()
         subprocess.run([MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", str(broker.port), "-u", "coach",
