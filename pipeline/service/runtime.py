@@ -39,9 +39,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import numpy as np
-
 from hipstride import topics
+from hipstride.jsonsafe import jsonable
 from hipstride.mqtt import Connection, TLSFiles, make_client
 from hipstride.pipeline.store import Store, StoreRejected, StoreUnavailable, open_store
 from hipstride.pipeline.store.base import FRAMES, FrameRecord, Point
@@ -317,19 +316,6 @@ class _Batch:
     started: float = field(default_factory=time.monotonic)
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready: numpy as Python, non-finite floats as None."""
-    if isinstance(value, np.ndarray | np.generic):
-        value = value.tolist()
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 class Pipeline:
     """The service (see the module docstring). ``run()`` until stopped."""
 
@@ -537,7 +523,7 @@ class Pipeline:
     def _publish_session(self, ss: StationSessions, now: int, outcome: Outcome,
                          request: str | None) -> None:
         body = ss.reply(now, outcome, request)
-        self.client.publish(topics.session(ss.station), json.dumps(_plain(body)), qos=1,
+        self.client.publish(topics.session(ss.station), json.dumps(jsonable(body)), qos=1,
                             retain=True)
 
     def _on_frame(self, station: str, stream: str, msg: _Message) -> None:
@@ -621,13 +607,13 @@ class Pipeline:
             "problems": out.problems,
             "session": self._sessions(out.station).state.session or UNASSIGNED,
         }
-        self.client.publish(topics.live(out.station), json.dumps(_plain(live)), qos=0)
+        self.client.publish(topics.live(out.station), json.dumps(jsonable(live)), qos=0)
         for event in e.cue_events:
             self.metrics.inc("cues_total", (out.station,))
             time_ns = out.origin_ns + round(float(event["stride_start_s"]) * 1e9)
             body = {"version": LIVE_VERSION, "station": out.station, "time_ns": time_ns,
                     "session": self._sessions(out.station).timeline.at(time_ns)[0], **event}
-            self.client.publish(topics.cues(out.station), json.dumps(_plain(body)), qos=1)
+            self.client.publish(topics.cues(out.station), json.dumps(jsonable(body)), qos=1)
 
     def _shutdown(self) -> None:
         try:
