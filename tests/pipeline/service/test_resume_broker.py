@@ -22,29 +22,13 @@ import numpy as np
 import pytest
 
 from hipstride.pipeline.store import open_store
-from tests.pipeline.service.test_pipeline_broker import (
-    USERS,
-    PipelineProcess,
-    clean_env,
-    sqlite_counts,
-    sqlite_seqs,
-    wait_until,
-)
-from tests.pipeline.service.test_sessions_broker import COACH, hs_session
-from tests.support.mosquitto import Mosquitto
+from tests.pipeline.service.test_pipeline_broker import sqlite_counts, sqlite_seqs
+from tests.support.pipeline import USERS, PipelineProcess, clean_env, hs_session, wait_until
 
 RUN_S = 44
 STREAMS = {"emg": 2000.0, **{f"imu_{s}": 200.0 for s in
                              ("pelvis", "thigh_l", "thigh_r", "shank_l", "shank_r")}}
 EXPECTED = {stream: int(RUN_S * rate) for stream, rate in STREAMS.items()}
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = Mosquitto(tmp_path / "mosquitto", {**USERS, **COACH})
-    b.start()
-    yield b
-    b.stop()
 
 
 def strides(db: Path, session: str) -> list[dict]:

@@ -25,41 +25,18 @@ import pytest
 from hipstride import topics
 from hipstride.pipeline.service.sessions import UNASSIGNED
 from hipstride.pipeline.store import open_store
-from tests.pipeline.service.test_pipeline_broker import (
-    MOSQUITTO_PUB,
-    USERS,
-    PipelineProcess,
-    clean_env,
-    sqlite_strides,
-    wait_until,
-)
+from tests.pipeline.service.test_pipeline_broker import MOSQUITTO_PUB, sqlite_strides
 from tests.support.mosquitto import Mosquitto
+from tests.support.pipeline import USERS, PipelineProcess, clean_env, hs_session, wait_until
 
 MOSQUITTO_SUB = MOSQUITTO_PUB.replace("mosquitto_pub", "mosquitto_sub")
-COACH = {"coach": "coach-secret"}
 SESSION_S = 15
 WARMUP_S, RUN_S = 16, 20
 
 
-@pytest.fixture
-def broker(tmp_path):
-    b = Mosquitto(tmp_path / "mosquitto", {**USERS, **COACH})
-    b.start()
-    yield b
-    b.stop()
-
-
-def hs_session(broker: Mosquitto, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "hipstride.cli", "session", *args, "--station", "tm1",
-         "--broker", broker.url_for("coach"), "--timeout", "10"],
-        env=clean_env(HIPSTRIDE_BROKER_PASSWORD=COACH["coach"]), capture_output=True,
-        text=True, timeout=30)
-
-
 def retained_session(broker: Mosquitto) -> dict:
     out = subprocess.run([MOSQUITTO_SUB, "-h", "127.0.0.1", "-p", str(broker.port), "-u",
-                          "coach", "-P", COACH["coach"], "-t", topics.session("tm1"), "-C", "1",
+                          "coach", "-P", USERS["coach"], "-t", topics.session("tm1"), "-C", "1",
                           "-W", "5"], capture_output=True, text=True, timeout=10)
     return json.loads(out.stdout) if out.stdout.strip() else {}
 
@@ -112,7 +89,7 @@ def test_session_started_marked_and_stopped_through_the_control_topic(broker, tm
         pipeline.kill()
         pipeline.start()
         subprocess.run([MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", str(broker.port), "-u", "coach",
-                        "-P", COACH["coach"], "-q", "1", "-t", topics.control("tm1"), "-m",
+                        "-P", USERS["coach"], "-q", "1", "-t", topics.control("tm1"), "-m",
                         "{not json"], check=True, timeout=10)
         refused = wait_until(lambda: (retained_session(broker).get("result") or {})
                              .get("reason") == "not_json" and retained_session(broker), 10,
