@@ -253,30 +253,6 @@ def summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return summarise(clean)
 
 
-def _means(stats: Mapping[str, Any], metric: str) -> dict[str, float]:
-    out = {}
-    for side in SIDES:
-        value = ((stats.get("sides") or {}).get(side) or {}).get(metric, {}).get("mean")
-        if _finite(value):
-            out[side] = float(value)
-    return out
-
-
-def _symmetry(stats: Mapping[str, Any], metrics: Iterable[str]) -> dict[str, float]:
-    """Metric → SI %, where both side means are large enough for an SI to mean something."""
-    si_all = stats.get("symmetry_pct") or {}
-    out = {}
-    for metric in metrics:
-        means = _means(stats, metric)
-        si = si_all.get(metric)
-        if len(means) < 2 or not _finite(si):
-            continue
-        if min(abs(v) for v in means.values()) < report.SI_FLOORS.get(metric, 0.0):
-            continue
-        out[metric] = float(si)
-    return out
-
-
 @dataclass(frozen=True)
 class Headline:
     """One headline metric: side means, symmetry index and how to show them."""
@@ -310,13 +286,13 @@ class Headline:
 
 def headline(stats: Mapping[str, Any], norm: str = "mvc") -> list[Headline]:
     """The headline metrics of a summary, per side, with their symmetry index."""
-    si = _symmetry(stats, HEADLINE_METRICS)
+    si = report.symmetry_values(stats, HEADLINE_METRICS)
     out = []
     for metric in HEADLINE_METRICS:
         label, unit, decimals = metric_label(metric)
         if metric == "glute_ham_ratio" and norm == "relative":
             label += " (relative)"
-        out.append(Headline(metric, label, unit, decimals, _means(stats, metric),
+        out.append(Headline(metric, label, unit, decimals, report.side_means(stats, metric),
                             si.get(metric)))
     return out
 
@@ -329,21 +305,22 @@ def findings(rows: Sequence[Mapping[str, Any]], cues: Sequence[Mapping[str, Any]
     if not valid:
         return ["No valid running strides in this session, so no metrics could be computed."]
     norm = normalization(rows)
-    extension = _means(stats, "peak_hip_extension_deg")
+    extension = report.side_means(stats, "peak_hip_extension_deg")
     out = []
-    if norm or _means(stats, "glute_ham_ratio"):
-        out.append(report.ratio_sentence(_means(stats, "glute_ham_ratio"), norm or "relative"))
+    ratio = report.side_means(stats, "glute_ham_ratio")
+    if norm or ratio:
+        out.append(report.ratio_sentence(ratio, norm or "relative"))
     else:
         out.append("No EMG in this session: the glute:hamstring ratio was not measured.")
     out.append(report.extension_sentence(extension))
-    out.append(report.tilt_sentence(_means(stats, "peak_anterior_tilt_deg"), extension))
+    out.append(report.tilt_sentence(report.side_means(stats, "peak_anterior_tilt_deg"), extension))
     sided = [s for s in SIDES if ((stats.get("sides") or {}).get(s) or {}).get("strides")]
     if len(sided) < 2:
         out.append("Only one side was measured, so left and right could not be compared.")
     else:
         metrics = [m for m in report.SYMMETRY_FINDING_METRICS
                    if not (m == "glute_ham_ratio" and norm != "mvc")]
-        out.append(report.symmetry_sentence(_symmetry(stats, metrics)))
+        out.append(report.symmetry_sentence(report.symmetry_values(stats, metrics)))
     end_s = session_end_s(rows)
     out.append(report.cue_sentence(report.cue_periods(cues, end_s), end_s))
     return out
@@ -404,7 +381,7 @@ def compare_table(a: Mapping[str, Any], b: Mapping[str, Any], *,
     records = []
     for metric in metrics:
         label, unit, _ = metric_label(metric)
-        ma, mb = _means(a, metric), _means(b, metric)
+        ma, mb = report.side_means(a, metric), report.side_means(b, metric)
         for side in SIDES:
             va, vb = ma.get(side, math.nan), mb.get(side, math.nan)
             records.append({"metric": f"{label} ({unit})" if unit else label,

@@ -48,7 +48,9 @@ __all__ = [
     "ratio_sentence",
     "render_report",
     "rolling_median",
+    "side_means",
     "symmetry_sentence",
+    "symmetry_values",
     "tilt_sentence",
 ]
 
@@ -373,14 +375,19 @@ def _side_stats(result: AnalysisResult, side: str) -> Mapping[str, Any]:
     return sides.get(side) or {}
 
 
-def _means(result: AnalysisResult, metric: str) -> dict[str, float]:
-    """Side → mean of ``metric`` over valid strides, for sides that have one."""
+def side_means(summary: Mapping[str, Any], metric: str) -> dict[str, float]:
+    """Side → mean of ``metric`` over valid strides, from a ``summary.json``-shaped dict."""
     out = {}
+    sides = summary.get("sides") or {}
     for side in SIDES:
-        stat = _side_stats(result, side).get(metric) or {}
+        stat = (sides.get(side) or {}).get(metric) or {}
         if _finite(stat.get("mean")):
             out[side] = float(stat["mean"])
     return out
+
+
+def _means(result: AnalysisResult, metric: str) -> dict[str, float]:
+    return side_means(result.summary, metric)
 
 
 def _stride_counts(result: AnalysisResult) -> dict[str, tuple[int, int]]:
@@ -447,12 +454,12 @@ def _has_pelvis(result: AnalysisResult) -> bool:
         result.kinematics is not None and result.kinematics.pelvic_tilt_deg is not None)
 
 
-def _symmetry_values(result: AnalysisResult, metrics: Iterable[str]) -> dict[str, float]:
+def symmetry_values(summary: Mapping[str, Any], metrics: Iterable[str]) -> dict[str, float]:
     """Metric → SI % from the summary, where both sides' means are large enough to compare."""
-    si_all = result.summary.get("symmetry_pct") or {}
+    si_all = summary.get("symmetry_pct") or {}
     out = {}
     for metric in metrics:
-        means = _means(result, metric)
+        means = side_means(summary, metric)
         si = si_all.get(metric)
         if len(means) < 2 or not _finite(si):
             continue
@@ -488,7 +495,7 @@ def key_findings(result: AnalysisResult, periods: Sequence[CuePeriod] | None = N
         findings.append(f"Only the {only[0] if only else 'one'} side was measured, so left and "
                         "right could not be compared.")
     else:
-        findings.append(symmetry_sentence(_symmetry_values(result, metrics)))
+        findings.append(symmetry_sentence(symmetry_values(result.summary, metrics)))
     if _has_emg(result):
         findings.append(onset_sentence(_means(result, "onset_lag_ms")))
     findings.append(cue_sentence(periods, _session_end_s(result)))
