@@ -3,16 +3,11 @@
 It says what the page will do and shows nothing else — no invented numbers.
 """
 
-import streamlit as st
+from hipstride.dashboard.placeholder import placeholder_page
 
-st.title("Calibration")
-st.info(
-    "**Arrives with the pipeline service.** This page needs live data from the pipeline, "
-    "which is not connected to the dashboard yet. Past sessions are on the **Review** page.",
-    icon=":material/construction:",
-)
-st.markdown(
-    "**What it will do:** Guided standing calibration and maximal-contraction (MVC) trials "
-    "per muscle, with countdowns and a check that each effort was good; stored per "
-    "athlete and reused."
+placeholder_page(
+    "Calibration",
+    "Guided standing calibration and maximal-contraction (MVC) trials per muscle, "
+    "with countdowns and a check that each effort was good; stored per athlete and "
+    "reused.",
 )
