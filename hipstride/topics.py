@@ -12,6 +12,9 @@ topic                          QoS     retained  payload
 ``live``                       0       no        live metrics from the pipeline
 ``cues``                       1       no        cues from the pipeline
 ``session``                    1       yes       session state from the pipeline (command replies)
+``results``                    1       yes       calibration / prone-test results from the pipeline
+``ingest``                     1       yes       the pipeline's ingest health for this station:
+                                                 rejected frames by reason, sequence gaps
 =============================  ======  ========  ==============================================
 
 A broker ACL can then confine a station's account to ``hipstride/v1/<station>/#``.
@@ -32,7 +35,9 @@ CONTROL = "control"
 LIVE = "live"
 CUES = "cues"
 SESSION = "session"
-KINDS = (FRAMES, STREAMS, STATUS, CONTROL, LIVE, CUES, SESSION)
+RESULTS = "results"
+INGEST = "ingest"
+KINDS = (FRAMES, STREAMS, STATUS, CONTROL, LIVE, CUES, SESSION, RESULTS, INGEST)
 _PER_STREAM = (FRAMES, STREAMS)
 
 
@@ -77,6 +82,16 @@ def cues(station: str) -> str:
 def session(station: str) -> str:
     """Retained session state of a station; the pipeline's reply to each control command."""
     return f"{prefix(station)}/{SESSION}"
+
+
+def results(station: str) -> str:
+    """Retained result of the station's latest calibration phase or prone test."""
+    return f"{prefix(station)}/{RESULTS}"
+
+
+def ingest(station: str) -> str:
+    """Retained ingest health of a station (rejections by reason, sequence gaps)."""
+    return f"{prefix(station)}/{INGEST}"
 
 
 def subscription(kind: str, station: str | None = None) -> str:
