@@ -201,6 +201,14 @@ def _session(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], 
     return run
 
 
+def _admin(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    from hipstride.admin import HELP, add_arguments, run
+
+    parser.description = HELP
+    add_arguments(parser)
+    return run
+
+
 def _dashboard(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     from hipstride.dashboard.cli import HELP, add_arguments
 
@@ -271,6 +279,7 @@ COMMANDS = {
     "simulate": ("write a simulated session (CSV, recording, ground truth) to files",
                  SIMULATE_HELP, _simulate),
     "dashboard": ("open the dashboard: review, compare and export sessions", "", _dashboard),
+    "admin": ("manage a deployment's accounts: stations, athletes, coaches", "", _admin),
 }
 
 

@@ -1,0 +1,178 @@
+"""The broker's password and ACL files (Mosquitto 2.0), written by ``hipstride admin``.
+
+- **Password file**: ``user:$7$<iterations>$<salt b64>$<hash b64>``, PBKDF2-SHA512 with a
+  12-byte salt, exactly what ``mosquitto_passwd`` writes, made here with ``hashlib`` so adding a
+  station needs no Mosquitto tools.
+- **ACL file**: one ``user`` block per account, its rights derived from :mod:`hipstride.topics`
+  (the one place where topics are defined). A station's account is named like the station and
+  may publish only under its own prefix and read only its own ``control`` topic. No topic line
+  precedes the first ``user`` line, so an anonymous client (were one let in) gets nothing.
+
+Files are replaced atomically with mode 0600, keeping the owner of the file they replace (so
+the broker, which reads them as its own user, can still read them after a SIGHUP).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+from hipstride import topics
+from hipstride.config import ConfigError
+
+PIPELINE_USER = "pipeline"
+DASHBOARD_USER = "dashboard"
+SERVICE_USERS = (PIPELINE_USER, DASHBOARD_USER)
+PBKDF2_ITERATIONS = 101  # mosquitto_passwd's; passwords made here are 192-bit random tokens
+_SALT_BYTES = 12
+
+ACL_HEADER = """\
+# HipStride broker ACL (Mosquitto 2.0 acl_file), written by `hipstride admin`.
+# One `user` block per account; rights follow hipstride/topics.py and docs/deployment.md.
+# No topic line stands before the first `user` line: anonymous clients get no rights.
+"""
+
+
+# --- passwords --------------------------------------------------------------------------------
+def new_password() -> str:
+    """A random broker password (32 URL-safe characters, 192 bits)."""
+    return secrets.token_urlsafe(24)
+
+
+def mosquitto_hash(password: str, *, salt: bytes | None = None,
+                   iterations: int = PBKDF2_ITERATIONS) -> str:
+    """The ``$7$`` hash Mosquitto 2.0 checks: PBKDF2-SHA512 over the raw salt bytes."""
+    salt = secrets.token_bytes(_SALT_BYTES) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, iterations)
+    return (f"$7${iterations}${base64.b64encode(salt).decode()}"
+            f"${base64.b64encode(digest).decode()}")
+
+
+def check_mosquitto_hash(password: str, encoded: str) -> bool:
+    try:
+        _, kind, iterations, salt, digest = encoded.split("$")
+        if kind != "7":
+            return False
+        actual = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"),
+                                     base64.b64decode(salt), int(iterations))
+        return hmac.compare_digest(actual, base64.b64decode(digest))
+    except ValueError:
+        return False
+
+
+def read_passwd(path: Path) -> dict[str, str]:
+    """``{user: hash}`` from a Mosquitto password file (missing file: empty)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    entries: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        user, sep, encoded = line.partition(":")
+        if not sep or not user:
+            raise ConfigError(f"{path}:{number}: not a `user:hash` line")
+        entries[user] = encoded
+    return entries
+
+
+def set_password(path: Path, user: str, password: str) -> None:
+    """Add or replace one account in the password file."""
+    entries = read_passwd(path)
+    entries[user] = mosquitto_hash(password)
+    write_private(path, "".join(f"{u}:{h}\n" for u, h in entries.items()))
+
+
+# --- ACL --------------------------------------------------------------------------------------
+def _kind(kind: str, station: str | None = None) -> str:
+    return topics.subscription(kind, station)
+
+
+def station_rights(station: str) -> list[str]:
+    """A station publishes its frames, stream descriptions and status; reads its control."""
+    topics.check_station(station)
+    return [f"topic write {_kind(topics.FRAMES, station)}",
+            f"topic write {_kind(topics.STREAMS, station)}",
+            f"topic write {_kind(topics.STATUS, station)}",
+            f"topic read {_kind(topics.CONTROL, station)}"]
+
+
+def pipeline_rights() -> list[str]:
+    """Reads what every station sends (and control, to follow sessions); writes results."""
+    reads = (topics.FRAMES, topics.STREAMS, topics.STATUS, topics.CONTROL)
+    writes = (topics.LIVE, topics.CUES, topics.SESSION, topics.RESULTS, topics.INGEST)
+    return ([f"topic read {_kind(k)}" for k in reads]
+            + [f"topic write {_kind(k)}" for k in writes])
+
+
+def dashboard_rights() -> list[str]:
+    """Reads the pipeline's outputs and station status; writes control (start/stop/mark)."""
+    reads = (topics.LIVE, topics.CUES, topics.SESSION, topics.STATUS, topics.RESULTS,
+             topics.INGEST)
+    return [f"topic read {_kind(k)}" for k in reads] + [f"topic write {_kind(topics.CONTROL)}"]
+
+
+def read_acl(path: Path) -> dict[str, list[str]]:
+    """``{user: [rule lines]}`` in file order; comments outside blocks are dropped."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("user "):
+            current = blocks.setdefault(line[5:].strip(), [])
+        elif current is None:
+            raise ConfigError(f"{path}:{number}: {line!r} stands before any `user` line and "
+                              "would apply to anonymous clients; move it into a user block")
+        else:
+            current.append(line)
+    return blocks
+
+
+def render_acl(blocks: dict[str, list[str]]) -> str:
+    parts = [ACL_HEADER]
+    for user, rules in blocks.items():
+        parts.append("\n" + "\n".join([f"user {user}", *rules]) + "\n")
+    return "".join(parts)
+
+
+def set_acl(path: Path, user: str, rules: list[str]) -> None:
+    """Add or replace one user's block, keeping the others as they are."""
+    blocks = read_acl(path)
+    blocks[user] = rules
+    write_private(path, render_acl(blocks))
+
+
+# --- files ------------------------------------------------------------------------------------
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` atomically, mode 0600, keeping the previous file's owner if allowed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        previous = path.stat()
+    except FileNotFoundError:
+        previous = None
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        if previous is not None and os.geteuid() == 0:
+            os.fchown(fd, previous.st_uid, previous.st_gid)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
