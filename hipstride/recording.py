@@ -9,9 +9,12 @@ sample for sample. Layout (documented in ``docs/formats.md``)::
     kind 1  := stream description, JSON (hipstride.streams), body = the retained payload
     kind 2  := frame (hipstride.frames), body = the MQTT payload, checksum included
     kind 3  := metadata, a JSON object (station, athlete, session, notes, ...)
+    kind 4  := calibration, a JSON object: the station engine's calibration state (versioned)
 
 A description always precedes the first frame of its stream. Files are append-only; a record
 cut short by a crash is reported by :func:`read_recording` and everything before it is kept.
+Unknown record kinds, and calibration records of an unknown version, are skipped and listed
+in :attr:`Recording.problems`.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ RECORD = struct.Struct("<BI")
 KIND_DESCRIPTION = 1
 KIND_FRAME = 2
 KIND_METADATA = 3
+KIND_CALIBRATION = 4
+#: Version of the calibration record's envelope (its ``state`` carries its own version).
+CALIBRATION_VERSION = 1
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 
@@ -72,6 +78,18 @@ class RecordingWriter:
     def write_metadata(self, metadata: dict[str, Any]) -> None:
         self._record(KIND_METADATA, json.dumps(metadata).encode())
 
+    def write_calibration(self, state: dict[str, Any], *, station: str, data_ns: int | None,
+                          made_ns: int | None = None, resumed: bool = False,
+                          settings: dict[str, Any] | None = None) -> None:
+        """Append the station engine's calibration state (``StreamingEngine.
+        calibration_state()``) as it is at data time ``data_ns`` (Unix ns; frames recorded
+        after this record are analysed with it). ``made_ns``: end of the standing period it
+        was made from, when known; ``resumed``: the engine took it over from a previous
+        pipeline run; ``settings``: the engine's ``StreamSettings`` as a dict."""
+        body = {"version": CALIBRATION_VERSION, "station": station, "data_ns": data_ns,
+                "made_ns": made_ns, "resumed": resumed, "settings": settings, "state": state}
+        self._record(KIND_CALIBRATION, json.dumps(body).encode())
+
     def flush(self) -> None:
         self._file.flush()
 
@@ -90,6 +108,9 @@ class Recording:
     descriptions: dict[str, StreamDescription] = field(default_factory=dict)
     frames: list[Frame] = field(default_factory=list)
     metadata: list[dict[str, Any]] = field(default_factory=list)
+    #: Calibration records (kind 4) in file order, each with ``index``: its frame count
+    #: before it (frames ``[index:]`` were recorded after it).
+    calibrations: list[dict[str, Any]] = field(default_factory=list)
     #: Problems met while reading (a truncated tail, a corrupt frame); the rest was kept.
     problems: list[str] = field(default_factory=list)
 
@@ -131,12 +152,29 @@ def read_recording(path: str | Path) -> Recording:
                         rec.frames.append(decode_frame(body))
                     elif kind == KIND_METADATA:
                         rec.metadata.append(json.loads(body))
+                    elif kind == KIND_CALIBRATION:
+                        calibration = _calibration(body)
+                        calibration["index"] = len(rec.frames)
+                        rec.calibrations.append(calibration)
                     else:
                         rec.problems.append(f"record {index}: unknown kind {kind}, skipped")
-                except (FrameError, DescriptionError, json.JSONDecodeError) as err:
+                except (FrameError, DescriptionError, RecordingError, ValueError) as err:
                     rec.problems.append(f"record {index}: {err}")
         except RecordingError as err:
             if not rec.descriptions and not rec.frames:
                 raise
             rec.problems.append(str(err))
     return rec
+
+
+def _calibration(body: bytes) -> dict[str, Any]:
+    """A calibration record's JSON, checked; RecordingError saying why it is skipped."""
+    record = json.loads(body)
+    if not isinstance(record, dict) or not isinstance(record.get("state"), dict):
+        raise RecordingError("calibration record without a 'state' object, skipped")
+    version = record.get("version")
+    if version != CALIBRATION_VERSION:
+        raise RecordingError(f"calibration record of version {version!r}; this reader knows "
+                             f"version {CALIBRATION_VERSION}: skipped (a newer HipStride "
+                             "wrote it; upgrade to use it)")
+    return record

@@ -35,6 +35,8 @@ outputs in --out DIR:
   report.html    a report to hand to the athlete: plots, findings, advice
 
 The first --standing-s seconds (default 5) must be quiet standing: they calibrate the IMUs.
+A session recording from the pipeline that starts mid-run has no standing period: it carries
+the station's calibration, and is analysed with it (the live pipeline's strides, again).
 Without --mvc, EMG is normalised to the session's first 30 steady strides and every ratio is
 labelled "relative".
 
@@ -145,10 +147,19 @@ def write_outputs(result: AnalysisResult, session: SessionInput, out: Path, *,
     return paths
 
 
+def calibration_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """What summary.json says about a calibration taken from the recording."""
+    return {"source": "recording", "station": record.get("station"),
+            "made_ns": record.get("made_ns"), "data_ns": record.get("data_ns"),
+            "learned_until_ns": record.get("learned_until_ns"),
+            "resumed": record.get("resumed", False)}
+
+
 def run(args: Any) -> int:
     from hipstride.csvformat import CsvFormatError, load_rename
-    from hipstride.pipeline.engine.analysis import analyze
+    from hipstride.pipeline.engine.analysis import analyze, analyze_calibrated
     from hipstride.pipeline.io import SessionInputError
+    from hipstride.pipeline.io.recording import describe_calibration
 
     try:
         session = read_input(args)
@@ -156,6 +167,11 @@ def run(args: Any) -> int:
     except (SessionInputError, CsvFormatError) as err:
         print(f"hipstride analyze: {err}", file=sys.stderr)
         return 2
+    if session.calibration is not None:
+        print(f"calibration from the recording, {describe_calibration(session.calibration)} "
+              "(the file has no standing period)")
+    else:
+        print(f"calibration from the standing period (first {args.standing_s:g} s)")
     for problem in session.problems:
         print(f"note: {problem}", file=sys.stderr)
     bar = None
@@ -179,9 +195,17 @@ def run(args: Any) -> int:
             if session.emg is None:
                 raise ValueError("--mvc-window needs EMG in the file")
             mvc = window(session.emg, mvc_window)
-        result = analyze(session.emg, session.imus, standing_s=(0.0, args.standing_s), mvc=mvc,
-                         prone_s=prone, running_end_s=mvc_window[0] if mvc_window else None,
-                         progress=progress)
+        running_end_s = mvc_window[0] if mvc_window else None
+        if session.calibration is not None:
+            result = analyze_calibrated(
+                session.emg, session.imus, session.calibration["state"],
+                settings=session.calibration.get("settings"), mvc=mvc, prone_s=prone,
+                running_end_s=running_end_s, progress=progress)
+            result.summary["calibration"] = calibration_summary(session.calibration)
+        else:
+            result = analyze(session.emg, session.imus, standing_s=(0.0, args.standing_s),
+                             mvc=mvc, prone_s=prone, running_end_s=running_end_s,
+                             progress=progress)
     except ValueError as err:
         print(f"hipstride analyze: {err}", file=sys.stderr)
         return 1

@@ -37,6 +37,7 @@ from hipstride.csvformat import (
 )
 from hipstride.frames import Frame, FrameError, decode_frame
 from hipstride.recording import (
+    KIND_CALIBRATION,
     KIND_DESCRIPTION,
     KIND_FRAME,
     KIND_METADATA,
@@ -102,6 +103,8 @@ class _RecordingPlan:
                     self.metadata.append(json.loads(body))
                 except (UnicodeDecodeError, json.JSONDecodeError) as err:
                     self.problems.append(f"{path} record {index}: metadata is not JSON: {err}")
+            elif kind == KIND_CALIBRATION:
+                pass  # the pipeline's calibration: for analysis, not for the station to replay
             else:
                 self.problems.append(f"{path} record {index}: unknown record kind {kind}, "
                                      "skipped")

@@ -10,11 +10,18 @@ The order matters and is the same live (:mod:`.stream`) and offline:
 
 Whatever cannot be computed (a missing channel, no pelvis IMU) is named in ``problems`` and
 the rest goes on.
+
+A recording that starts mid-run (a pipeline session) has no standing period; it carries the
+station engine's calibration instead, and :func:`analyze_calibrated` runs it through the
+streaming engine resumed from that calibration — the path the live pipeline took — so the
+re-analysis gives the strides the pipeline stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -25,6 +32,7 @@ from .gait import gait_events_shank, gait_events_thigh
 from .imu import kinematics_from_imu
 from .phe import phe_analyze
 from .result import AnalysisResult, Ensemble
+from .stream import EmgStream, ImuStream, StreamingEngine, StreamSettings
 from .strides import MuscleActivity, emg_preprocess, muscle_activity, stride_rows
 from .summary import cycle_ensemble, summarise
 
@@ -163,6 +171,103 @@ def analyze(emg: EmgData | None, imus: dict[str, ImuData], *,
     return AnalysisResult(rows=rows, events=events, kinematics=kinematics, activity=activity,
                           ensembles=_ensembles(events, kinematics, activity),
                           cue_events=cue_events, phe=phe, summary=summary, problems=problems)
+
+
+def analyze_calibrated(emg: EmgData | None, imus: dict[str, ImuData],
+                       calibration: Mapping[str, Any], *,
+                       settings: Mapping[str, Any] | StreamSettings | None = None,
+                       mvc: EmgData | None = None, thresholds: CueThresholds | None = None,
+                       prone_s: tuple[float, float] | None = None,
+                       running_end_s: float | None = None, block_s: float = 0.05,
+                       progress: Progress = _no_progress) -> AnalysisResult:
+    """Analyse a session that has no standing period with a stored engine calibration.
+
+    ``calibration`` is a :meth:`.stream.StreamingEngine.calibration_state` (as JSON): the
+    streaming engine is resumed from it (:meth:`.stream.StreamingEngine.resume`) and fed the
+    whole session in ``block_s`` blocks, as the live pipeline was. With a ``running`` part the
+    first ``gap_recovery_s`` (8 s) of strides carry ``dropout:imu_<segment>`` and no
+    kinematics (the orientation filters start from the standing pose), as after a pipeline
+    restart. ``settings``: the live engine's :class:`.stream.StreamSettings` (or its dict);
+    ``mvc``: MVC trials replacing the stored MVC reference; ``prone_s``, ``running_end_s``: as
+    :func:`analyze`.
+    Samples that are NaN (gaps) are not fed: the engine sees the gap. Strides whose closing
+    EMG or IC lies past the end of the data are not produced. Cue events are the engine's,
+    as they were raised live. Raises ValueError when nothing can be computed.
+    """
+    phe = _prone_test(emg, imus, prone_s) if prone_s is not None else None
+    ends = [t for t in (running_end_s, prone_s[0] if prone_s else None) if t is not None]
+    if ends:
+        emg, imus = before(emg, imus, min(ends))
+    if emg is None and not imus:
+        raise ValueError("no EMG and no IMU data: nothing to analyse")
+    if not calibration.get("standing"):
+        raise ValueError("the stored calibration has no standing calibration: it cannot be used")
+    if isinstance(settings, Mapping):
+        known = {f.name for f in dataclasses.fields(StreamSettings)}
+        settings = StreamSettings(**{k: v for k, v in settings.items() if k in known})
+    engine = StreamingEngine.resume(
+        None if emg is None else EmgStream(emg.channels, emg.rate_hz, emg.signal),
+        [ImuStream(seg, imu.rate_hz, imu.mounting) for seg, imu in imus.items()],
+        calibration, thresholds=thresholds, settings=settings,
+        **({"mvc": mvc} if mvc is not None else {}))
+    feeds: list[tuple[str, float, float, np.ndarray]] = []  # name, start, rate, samples
+    if emg is not None:
+        feeds.append(("emg", emg.start_s, emg.rate_hz, emg.samples_mv))
+    for seg, imu in imus.items():
+        feeds.append((seg, imu.start_s, imu.rate_hz, np.hstack([imu.acc_mps2, imu.gyr_dps])))
+    end_s = max(start + len(x) / rate for _, start, rate, x in feeds)
+    start_s = min(start for _, start, _, _ in feeds)
+    finite = [np.isfinite(x).all(axis=1) for _, _, _, x in feeds]
+    n_blocks = max(1, math.ceil((end_s - start_s) / block_s))
+    poll_every = max(1, round(engine.settings.imu_batch_s / block_s))
+    rows: list[dict] = []
+    cue_events: list[dict] = []
+    for k in range(n_blocks + 1):
+        t1 = start_s + (k + 1) * block_s
+        for (name, start, rate, x), ok in zip(feeds, finite, strict=True):
+            i0 = max(0, math.ceil((t1 - block_s - start) * rate - 1e-9))
+            i1 = min(len(x), math.ceil((t1 - start) * rate - 1e-9))
+            for a, b in _runs(ok[i0:i1]):
+                block, t0 = x[i0 + a:i0 + b], start + (i0 + a) / rate
+                if name == "emg":
+                    engine.push_emg(block, t0)
+                else:
+                    engine.push_imu(name, block[:, :3], block[:, 3:], t0)
+        if k % poll_every == poll_every - 1 or k == n_blocks:
+            out = engine.poll()
+            rows += out.rows
+            cue_events += out.cue_events
+            progress("streaming engine", min(1.0, k / n_blocks) * 0.95)
+    if not rows:
+        raise ValueError("too few strides: the engine found no running strides with the "
+                         "stored calibration (check that the file covers running)")
+    rows.sort(key=lambda r: (r["stride_start_s"], r["side"]))
+    summary: dict[str, Any] = summarise(rows)
+    summary["cues"] = cue_events
+    summary["classification"] = sorted(classify_session(rows, engine.tracker.baseline,
+                                                        thresholds=thresholds))
+    problems = list(engine.problems)
+    norms = sorted({r["normalization"] for r in rows if r.get("normalization")})
+    summary["quality"] = {
+        "normalization": norms[0] if len(norms) == 1 else (norms or [None])[0],
+        "gait_method": {side: next(r["gait_method"] for r in rows if r["side"] == side)
+                        for side in SIDES if any(r["side"] == side for r in rows)},
+        "channel_flags": {}, "channel_notes": {}, "problems": problems,
+        "engine": "streaming (stored calibration)",
+    }
+    if phe is not None:
+        summary["prone_hip_extension"] = phe
+    progress("done", 1.0)
+    return AnalysisResult(rows=rows, events={}, kinematics=None, activity=None, ensembles={},
+                          cue_events=cue_events, phe=phe, summary=summary, problems=problems)
+
+
+def _runs(ok: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, end)`` of the runs of True in ``ok``."""
+    if not len(ok):
+        return []
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.view(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
 def _prone_test(emg: EmgData | None, imus: dict[str, ImuData], window: tuple[float, float]

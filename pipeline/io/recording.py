@@ -12,10 +12,17 @@ edge agent gave it:
 - a gap (missing seq, or a larger step) ≤ 100 ms is filled by linear interpolation, a longer
   one with NaN; each is reported with its session times;
 - timestamps that go backwards any further are an error naming the stream and the frames.
+
+A session recording from the pipeline usually starts while the runner is already running, so
+it has no standing period; it carries the station engine's calibration (record kind 4). When
+the standing check fails and the file has one, :attr:`SessionInput.calibration` is set (see
+:func:`choose_calibration`) and ``hipstride analyze`` resumes the streaming engine from it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -32,6 +39,7 @@ from hipstride.pipeline.io.session import (
     SessionInput,
     SessionInputError,
     assemble_session,
+    standing_problems,
 )
 from hipstride.recording import RecordingError
 from hipstride.recording import read_recording as read_hsrec
@@ -152,11 +160,77 @@ def read_recording(path: str | Path, *, standing_s: float = 5.0) -> SessionInput
         "descriptions": {s: json.loads(d.to_json()) for s, d in rec.descriptions.items()},
         "notes": notes,
     }
-    return assemble_session(
+    session = assemble_session(
         emg, imus, source=path.name, start_time_ns=origin_ns, problems=problems,
-        metadata=metadata, gaps=tuple(gaps), standing_s=standing_s,
+        metadata=metadata, gaps=tuple(gaps), standing_s=0.0,
         unit_advice="In a recording the units come from the stream description (channel unit "
                     "and scale): check the station's configuration of that sensor")
+    calibrations = [c for c in rec.calibrations if c["state"].get("standing")]
+    try:
+        standing = standing_problems(session.imus, standing_s, source=path.name)
+    except SessionInputError as err:
+        if not calibrations:
+            raise SessionInputError(
+                f"{err}; or analyse the session recording the pipeline keeps "
+                "(<recordings>/<station>/<station>-<session>.hsrec): it carries the station's "
+                "calibration, used when the file has no standing period") from None
+        chosen, notes = choose_calibration(calibrations)
+        return dataclasses.replace(session, calibration=chosen,
+                                   problems=session.problems + notes)
+    return dataclasses.replace(session, problems=session.problems + standing)
+
+
+def describe_calibration(record: dict[str, Any]) -> str:
+    """``"made at 2024-05-01 10:02:03 UTC on station tm1"`` (words for the user)."""
+    def when(ns: Any) -> str:
+        return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    station = record.get("station") or "?"
+    if isinstance(record.get("made_ns"), int):
+        made = f"made at {when(record['made_ns'])}"
+    elif isinstance(record.get("data_ns"), int):
+        made = f"in use at {when(record['data_ns'])}" + (
+            " (resumed after a pipeline restart)" if record.get("resumed") else "")
+    else:
+        made = "made at an unknown time"
+    return f"{made} on station {station}"
+
+
+def choose_calibration(records: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+    """The calibration to analyse a whole recording with, and notes for the user.
+
+    ``records``: calibration records (:attr:`hipstride.recording.Recording.calibrations`,
+    with a standing part), in file order. The first one is the station's calibration at the
+    start of the recording. Its standing and MVC parts are used; when it holds a ``running``
+    part (the engine was running), the ``running`` part and cue baseline of the latest record
+    with the same standing and MVC calibration replace it: what the live engine learned later
+    in the session (its completed relative EMG reference, tilt references) is what it used for
+    most strides. A later record with a different standing or MVC calibration (recalibrated
+    mid-session) is noted; the first is used for the whole file.
+    """
+    def key(record: dict[str, Any]) -> str:
+        return json.dumps([record["state"].get("standing"), record["state"].get("mvc")],
+                          sort_keys=True)
+
+    first = records[0]
+    same = [r for r in records if key(r) == key(first)]
+    state = dict(first["state"])
+    if state.get("running") is not None:
+        for part in ("running", "baseline"):
+            if same[-1]["state"].get(part) is not None:
+                state[part] = same[-1]["state"][part]
+    chosen = {**first, "state": state, "learned_until_ns": same[-1].get("data_ns")}
+    notes = [f"the recording has no standing period: analysed with the station's calibration "
+             f"from the recording ({describe_calibration(first)})"]
+    if first.get("index"):
+        notes.append(f"{first['index']} frame(s) were recorded before the first calibration "
+                     "record; they are analysed with it too")
+    changed = [r for r in records if key(r) != key(first)]
+    if changed:
+        notes.append(f"the station was calibrated again during the recording "
+                     f"({describe_calibration(changed[0])}); this analysis uses the first "
+                     "calibration for the whole file")
+    return chosen, notes
 
 
 def _factor(table: dict[str, float], unit: str, stream: str, channel: str) -> float:

@@ -74,7 +74,10 @@ class SessionInput:
     ``problems`` lists what was found wrong but did not stop the reading (a corrupt tail, gaps,
     missing channels and the metrics they cost), in words for the user; ``gaps`` lists the gaps
     in machine form. ``metadata`` keeps what the file said about itself (format, file names,
-    descriptions, the file's own time of session 0 ...).
+    descriptions, the file's own time of session 0 ...). ``calibration``: when the file has no
+    standing period but carries the station engine's calibration (a pipeline session
+    recording), the calibration record to analyse it with (``state``, ``station``,
+    ``made_ns``, ``data_ns`` ...: docs/formats.md, kind 4); None otherwise.
     """
 
     emg: EmgData | None
@@ -84,6 +87,7 @@ class SessionInput:
     problems: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     gaps: tuple[Gap, ...] = ()
+    calibration: dict[str, Any] | None = None
 
     @property
     def emg_channels(self) -> tuple[str, ...]:
