@@ -61,7 +61,8 @@ def _edge(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int
     parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
     parser.add_argument("--duration", type=float, metavar="S",
                         help="stop after S seconds of data (default: until stopped; a "
-                             "simulated session lasts [sim] duration_s, 1 hour by default)")
+                             "simulated session lasts [sim] duration_s, 1 hour by default; "
+                             "0 = endless, the runner then follows calibrate commands)")
     parser.add_argument("--spool", metavar="PATH",
                         help="spool database (default ~/.local/state/hipstride/spool-ID.sqlite)")
     parser.add_argument("--offline-ok", action="store_true", default=None,

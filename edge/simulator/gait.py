@@ -114,11 +114,37 @@ class StridePlanner:
         self.athlete = Athlete.from_seed(seed)
         #: (from_step_index, profile) for every switch, for the truth.
         self.profile_changes: list[tuple[int, str]] = [(0, self._profile)]
+        #: Index of ``steps[0]``: more than 0 once :meth:`forget_before` dropped old steps.
+        self.first_index = 0
+
+    @property
+    def profile(self) -> str:
+        """The profile of steps planned from now on."""
+        return self._profile
+
+    def step(self, j: int) -> Step:
+        """Step number ``j`` (counted from the session's first step)."""
+        return self.steps[j - self.first_index]
+
+    def forget_before(self, t_s: float) -> None:
+        """Drop steps that start more than 10 s before ``t_s`` (endless sessions).
+
+        Steps go in even numbers, so ``steps[0]`` stays a left step; the per-step random draws
+        depend on the step's number, never on its place in the list.
+        """
+        n = bisect_left(self._ics, t_s - 10.0) - 2
+        n -= n % 2
+        if n >= 64:  # in batches: deleting from the head of a list is O(len)
+            del self.steps[:n]
+            del self._ics[:n]
+            self.first_index += n
+            self.profile_changes = [(j, name) for j, name in self.profile_changes
+                                    if j >= self.first_index] or [self.profile_changes[-1]]
 
     def plan_until(self, t_s: float) -> None:
         """Plan steps until one starts at or after ``t_s``."""
         while len(self.steps) < 8 or self.steps[-1].ic_s < t_s:
-            j = len(self.steps)
+            j = self.first_index + len(self.steps)
             ic = self._first_ic_s if j == 0 else self.steps[-1].ic_s + self.steps[-1].duration_s
             step = self._plan_step(j, ic, self._profile)
             self.steps.append(step)
@@ -169,17 +195,17 @@ class StridePlanner:
         name = profile_named(profile).name
         self._profile = name
         first = len(self.steps)
-        for j in range(len(self.steps)):
-            reach = min(self._ics[j - 2] if j >= 2 else -np.inf, self._ics[j] - 0.4)
+        for i in range(len(self.steps)):
+            reach = min(self._ics[i - 2] if i >= 2 else -np.inf, self._ics[i] - 0.4)
             if reach >= generated_until_s:
-                first = j
+                first = i
                 break
-        for j in range(first, len(self.steps)):
-            old = self.steps[j]
-            new = self._plan_step(j, old.ic_s, name)
-            self.steps[j] = replace(new, duration_s=old.duration_s)
-        self.profile_changes.append((first, name))
-        return first
+        for i in range(first, len(self.steps)):
+            old = self.steps[i]
+            new = self._plan_step(self.first_index + i, old.ic_s, name)
+            self.steps[i] = replace(new, duration_s=old.duration_s)
+        self.profile_changes.append((self.first_index + first, name))
+        return self.first_index + first
 
     def window(self, t0_s: float, t1_s: float, margin_s: float = 2.5) -> GaitWindow:
         """The steps that can influence samples in [t0_s, t1_s)."""

@@ -57,27 +57,38 @@ def mvc_activation(trials: list[dict], channel: str, t_s: np.ndarray) -> np.ndar
 
 
 def prone_reps(start_s: float, n_reps: int, profile: Profile) -> list[dict]:
+    """The scripted test: lie down at ``start_s``, ``n_reps`` on the left, then the right."""
+    return [rep for side_i, side in enumerate("lr")
+            for rep in prone_side_reps(start_s + PRONE_LIE_DOWN_S, side, n_reps, profile,
+                                       first_slot=side_i * n_reps)]
+
+
+def prone_side_reps(first_s: float, side: str, n_reps: int, profile: Profile, *,
+                    first_slot: int = 0) -> list[dict]:
+    """``n_reps`` lifts of one side, rep *i* in the 5 s slot starting at
+    ``first_s + (first_slot + i) * PRONE_REP_S`` (the athlete already lies prone)."""
+    if side not in ("l", "r"):
+        raise ValueError(f"prone side {side!r}: expected 'l' or 'r'")
     reps = []
-    for side_i, side in enumerate("lr"):
-        sp = profile.side(side)
-        for rep in range(n_reps):
-            c0 = start_s + PRONE_LIE_DOWN_S + (side_i * n_reps + rep) * PRONE_REP_S
-            onsets = {"glute_max": sp.prone_glute_ms, "hamstring": sp.prone_hamstring_ms,
-                      "erector_spinae": sp.prone_erector_ms}
-            reps.append({
-                "side": side, "rep": rep, "profile": profile.name,
-                "movement_onset_s": c0 + 1.5,
-                "hold_start_s": c0 + 1.5 + PRONE_LIFT_S,
-                "lower_end_s": c0 + 1.5 + 2 * PRONE_LIFT_S + PRONE_HOLD_S,
-                "glute_onset_ms": sp.prone_glute_ms,
-                "hamstring_onset_ms": sp.prone_hamstring_ms,
-                "erector_onset_ms": sp.prone_erector_ms,
-                "order": sorted(onsets, key=onsets.__getitem__),
-                "glute_ham_lag_ms": sp.prone_glute_ms - sp.prone_hamstring_ms,
-                "lift_deg": PRONE_LIFT_DEG,
-                "pelvic_tilt_deg": sp.prone_tilt_deg,
-                "pelvic_rotation_deg": sp.prone_rotation_deg,
-            })
+    sp = profile.side(side)
+    for rep in range(n_reps):
+        c0 = first_s + (first_slot + rep) * PRONE_REP_S
+        onsets = {"glute_max": sp.prone_glute_ms, "hamstring": sp.prone_hamstring_ms,
+                  "erector_spinae": sp.prone_erector_ms}
+        reps.append({
+            "side": side, "rep": rep, "profile": profile.name,
+            "movement_onset_s": c0 + 1.5,
+            "hold_start_s": c0 + 1.5 + PRONE_LIFT_S,
+            "lower_end_s": c0 + 1.5 + 2 * PRONE_LIFT_S + PRONE_HOLD_S,
+            "glute_onset_ms": sp.prone_glute_ms,
+            "hamstring_onset_ms": sp.prone_hamstring_ms,
+            "erector_onset_ms": sp.prone_erector_ms,
+            "order": sorted(onsets, key=onsets.__getitem__),
+            "glute_ham_lag_ms": sp.prone_glute_ms - sp.prone_hamstring_ms,
+            "lift_deg": PRONE_LIFT_DEG,
+            "pelvic_tilt_deg": sp.prone_tilt_deg,
+            "pelvic_rotation_deg": sp.prone_rotation_deg,
+        })
     return reps
 
 
@@ -89,9 +100,24 @@ def _lift(rep: dict, t_s: np.ndarray, delay_s: float = 0.0) -> np.ndarray:
 
 def prone_base(start_s: float, t_s: np.ndarray) -> Rotation:
     """Whole-body rotation while lying down: 0 before ``start_s``, −90° about z after."""
-    angle = -0.5 * np.pi * smoothstep((t_s - start_s) / PRONE_LIE_DOWN_S)
-    rotvec = np.zeros((len(t_s), 3))
-    rotvec[:, 2] = angle
+    return lying_rotation(smoothstep((t_s - start_s) / PRONE_LIE_DOWN_S))
+
+
+def lying_fraction(intervals: list[list[float]], t_s: np.ndarray) -> np.ndarray:
+    """0 upright … 1 prone, for (down_s, up_s) intervals: lying down takes
+    ``PRONE_LIE_DOWN_S`` from ``down_s``, getting up as long from ``up_s`` (inf = stays)."""
+    out = np.zeros(len(t_s))
+    for down_s, up_s in intervals:
+        if t_s[-1] >= down_s and t_s[0] <= up_s + PRONE_LIE_DOWN_S:
+            out += smoothstep((t_s - down_s) / PRONE_LIE_DOWN_S) - smoothstep(
+                (t_s - up_s) / PRONE_LIE_DOWN_S)
+    return out
+
+
+def lying_rotation(fraction: np.ndarray) -> Rotation:
+    """Whole-body rotation for a lying ``fraction``: −90° about the world z axis when prone."""
+    rotvec = np.zeros((len(fraction), 3))
+    rotvec[:, 2] = -0.5 * np.pi * fraction
     return Rotation.from_rotvec(rotvec)
 
 

@@ -3,6 +3,9 @@
 Timeline: a quiet standing period (``standing_s``, all segment angles 0, EMG at the noise
 floor) for static calibration; running, speeding up from standing over ``start_ramp_s``; then,
 when enabled, a 2 s stop, MVC trials and the prone hip extension test (:mod:`.protocols`).
+``duration_s = inf`` runs forever (:data:`ENDLESS`): no scripted protocols, no ground truth,
+and memory stays bounded. At any time the runner follows instructions (stand still, MVC,
+prone test, back to running; :mod:`.instructions`) from the first sample not yet generated.
 
 Determinism: samples are generated in fixed blocks of 0.25 s. Block *b*'s noise comes from
 ``default_rng([seed, stream kind, b])``, filter and bias states carry over from block *b − 1*,
@@ -12,6 +15,8 @@ any chunk sizes therefore gives bit-identical samples to :func:`simulate`.
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,11 +45,18 @@ from .gait import (
     hermite_time_at_phase,
     smoothstep,
 )
+from .instructions import Instructions
 from .kinematics import SEGMENTS, Pose, imu_truth, segment_angles_deg
 from .profiles import PROFILE_NAMES, profile_named
 from .truth import GroundTruth
 
+log = logging.getLogger("hipstride.edge.sim")
+
 BLOCK_S = 0.25
+#: ``duration_s`` of a session that never ends.
+ENDLESS = math.inf
+#: Sample count standing in for "no end" (about 73 million years at 2 kHz).
+ENDLESS_SAMPLES = 2**62
 DROPOUT_MODES = ("flat", "noisy", "hum")
 MOUNTING_PRESETS = ("identity", "straps")
 ACC_RANGE_MS2 = 16 * 9.80665
@@ -136,6 +148,7 @@ class SessionConfig:
     mvc: bool = False
     prone: bool = False
     prone_reps: int = 4
+    hold_max_s: float = 120.0
 
     def __post_init__(self) -> None:
         def bad(name: str, expected: str) -> SimulatorSettingError:
@@ -143,7 +156,12 @@ class SessionConfig:
                                          f"got {getattr(self, name)!r}")
 
         if not self.duration_s > 0:
-            raise bad("duration_s", "a positive duration")
+            raise bad("duration_s", "a positive duration (inf = endless)")
+        if self.endless and (self.mvc or self.prone):
+            raise bad("duration_s", "a finite duration for the scripted mvc/prone phases (an "
+                      "endless session takes calibrate commands instead)")
+        if not self.hold_max_s > 0:
+            raise bad("hold_max_s", "a duration > 0")
         if self.profile not in PROFILE_NAMES:
             raise bad("profile", "one of " + ", ".join(PROFILE_NAMES))
         if not self.standing_s >= 0:
@@ -195,6 +213,10 @@ class SessionConfig:
         if self.extras_s and self.running_end_s < self.standing_s:
             need = self.extras_s + self.standing_s
             raise bad("duration_s", f"at least {need:.0f} s for standing, MVC and prone phases")
+
+    @property
+    def endless(self) -> bool:
+        return math.isinf(self.duration_s)
 
     @property
     def extras_s(self) -> float:
@@ -251,7 +273,7 @@ class SessionGenerator:
 
     def __init__(self, config: SessionConfig, *, record_curves: bool = True) -> None:
         self.config = c = config
-        self.record_curves = record_curves
+        self.record_curves = record_curves and not c.endless
         self.emg_rate_hz, self.imu_rate_hz = EMG_RATE_HZ, IMU_RATE_HZ
         self.emg_block = round(BLOCK_S * self.emg_rate_hz)
         self.imu_block = round(BLOCK_S * self.imu_rate_hz)
@@ -271,14 +293,16 @@ class SessionGenerator:
         emg = emg_description(c.emg_channels, sensor="simulator", full_scale_mv=c.full_scale_mv)
         self.descriptions: tuple[StreamDescription, ...] = (emg, *imu)
         self.streams = tuple(d.stream for d in self.descriptions)
-        self.total_samples = {d.stream: round(c.duration_s * d.rate_hz)
+        self.total_samples = {d.stream: (ENDLESS_SAMPLES if c.endless
+                                         else round(c.duration_s * d.rate_hz))
                               for d in self.descriptions}
         self._rate = {d.stream: d.rate_hz for d in self.descriptions}
         self._buffers: dict[str, list[np.ndarray]] = {s: [] for s in self.streams}
         self._buffered = dict.fromkeys(self.streams, 0)
         self._delivered = dict.fromkeys(self.streams, 0)
         self._block = 0
-        self._n_blocks = int(np.ceil(c.duration_s / BLOCK_S - 1e-9))
+        self._n_blocks = (ENDLESS_SAMPLES if c.endless
+                          else int(np.ceil(c.duration_s / BLOCK_S - 1e-9)))
         rng = np.random.default_rng([c.seed, 5])
         self._gyro_bias = {seg: c.gyro_bias_dps * rng.standard_normal(3) for seg in SEGMENTS}
         self._acc_bias = {seg: 0.05 * c.imu_noise * rng.standard_normal(3) for seg in SEGMENTS}
@@ -287,7 +311,8 @@ class SessionGenerator:
                                          strict=True)}
         self._hum_phase = rng.uniform(0, 2 * np.pi, len(c.emg_channels))
         self._noise = BandNoise(self.emg_rate_hz, len(c.emg_channels))
-        self._curves = _Curves(enabled=record_curves)
+        self._curves = _Curves(enabled=self.record_curves)
+        self.instructions = Instructions(start_ramp_s=c.start_ramp_s, hold_max_s=c.hold_max_s)
         self.mvc_start_s = self.run_end_s + 2.0
         self.mvc_trials = (protocols.mvc_trials(c.emg_channels, self.mvc_start_s)
                            if c.mvc else [])
@@ -327,8 +352,41 @@ class SessionGenerator:
         """Switch to ``profile`` from the first stride not yet generated; return its IC (s)."""
         first = self.planner.switch_profile(profile, self.generated_until_s)
         self.planner.plan_until(self.generated_until_s)
-        return self.planner.steps[first].ic_s if first < len(self.planner.steps) else float(
-            "nan")
+        planner = self.planner
+        return (planner.step(first).ic_s if first - planner.first_index < len(planner.steps)
+                else float("nan"))
+
+    # --- instructions (calibration commands), from the first sample not yet generated ------
+    def instruct(self, phase: str, *, channels: Sequence[str] = (), sides: Sequence[str] = ()
+                 ) -> float:
+        """Start an instructed ``phase`` (standing | mvc | prone) or ``running`` (back to
+        running); return the session time it takes effect.
+
+        ``mvc``: ``channels`` one after the other (default: every EMG channel); ``prone``:
+        ``prone_reps`` lifts of each of ``sides`` (default: left, then right). ValueError
+        names a bad phase, channel or side.
+        """
+        t = self.generated_until_s
+        ins = self.instructions
+        if phase == "running":
+            ins.resume(t)
+        elif phase == "standing":
+            ins.stand(t)
+        elif phase == "mvc":
+            chosen = tuple(channels) or self.config.emg_channels
+            unknown = [ch for ch in chosen if ch not in self.config.emg_channels]
+            if unknown:
+                raise ValueError(f"no EMG channel {unknown[0]!r}; this runner has "
+                                 + ", ".join(self.config.emg_channels))
+            ins.mvc(t, chosen)
+        elif phase == "prone":
+            chosen = tuple(sides) or ("l", "r")
+            if not set(chosen) <= {"l", "r"}:
+                raise ValueError(f"prone side {chosen!r}: expected 'l' or 'r'")
+            ins.prone(t, chosen, self.config.prone_reps, profile_named(self.planner.profile))
+        else:
+            raise ValueError(f"phase {phase!r}: expected running, standing, mvc or prone")
+        return t
 
     def phases(self) -> list[dict]:
         c = self.config
@@ -340,7 +398,7 @@ class SessionGenerator:
         if c.prone:
             out.append({"name": "prone", "start_s": self.prone_start_s,
                         "end_s": self.prone_start_s + protocols.prone_duration_s(c.prone_reps)})
-        return out
+        return out + [dict(p) for p in self.instructions.phases]
 
     # --- drift --------------------------------------------------------------------------------
     def _speed_kmh_at(self, t_s: float) -> float:
@@ -367,6 +425,8 @@ class SessionGenerator:
         w = smoothstep((np.asarray(t_s) - self.run_start_s) / self.config.start_ramp_s)
         if self.config.extras_s:
             w = w * (1.0 - smoothstep((np.asarray(t_s) - self.run_end_s) / 2.0))
+        if self.instructions.holds:
+            w = w * self.instructions.running_factor(np.asarray(t_s, dtype=float))
         return w
 
     def glute_drive(self, t_s: np.ndarray) -> np.ndarray:
@@ -387,11 +447,21 @@ class SessionGenerator:
         return self._prone_reps
 
     def pose(self, t_s: np.ndarray) -> Pose:
-        if not self.config.prone or t_s[-1] < self.prone_start_s:
-            return Pose(self.running_weight(t_s))
+        scripted = self.config.prone and t_s[-1] >= self.prone_start_s
+        ins = self.instructions
+        if not ins.lying:
+            if not scripted:
+                return Pose(self.running_weight(t_s))
+            return Pose(self.running_weight(t_s),
+                        extra_deg=protocols.prone_extra_deg(self.prone_reps, t_s, SEGMENTS),
+                        base=protocols.prone_base(self.prone_start_s, t_s))
+        reps = (self.prone_reps if scripted else []) + ins.prone_reps
+        lying = ins.lying_fraction(t_s)
+        if scripted:
+            lying = lying + smoothstep((t_s - self.prone_start_s) / protocols.PRONE_LIE_DOWN_S)
         return Pose(self.running_weight(t_s),
-                    extra_deg=protocols.prone_extra_deg(self.prone_reps, t_s, SEGMENTS),
-                    base=protocols.prone_base(self.prone_start_s, t_s))
+                    extra_deg=protocols.prone_extra_deg(reps, t_s, SEGMENTS),
+                    base=protocols.lying_rotation(lying))
 
     def activation(self, win: GaitWindow, channel: str, t_s: np.ndarray) -> np.ndarray:
         """Activation (fraction of MVC) of ``channel`` at ``t_s``: the noise-free truth."""
@@ -402,6 +472,11 @@ class SessionGenerator:
             a = a + protocols.mvc_activation(self.mvc_trials, channel, t_s)
         if self.config.prone and t_s[-1] >= self.prone_start_s:
             a = a + protocols.prone_activation(self.prone_reps, channel, t_s)
+        ins = self.instructions
+        if ins.mvc_trials:
+            a = a + protocols.mvc_activation(ins.mvc_trials, channel, t_s)
+        if ins.prone_reps:
+            a = a + protocols.prone_activation(ins.prone_reps, channel, t_s)
         return a
 
     # --- generation ------------------------------------------------------------------------
@@ -422,6 +497,12 @@ class SessionGenerator:
             raise RuntimeError("simulated session is over")
         b = self._block
         t0 = b * BLOCK_S
+        if self.instructions.expire(t0):
+            log.info("simulated runner: no instruction for %.0f s, back to running",
+                     self.config.hold_max_s)
+        if self.config.endless:
+            self.planner.forget_before(t0)
+            self.instructions.forget_before(t0)
         win = self.planner.window(t0, t0 + BLOCK_S)
         t_imu = (b * self.imu_block + np.arange(self.imu_block)) / self.imu_rate_hz
         t_emg = (b * self.emg_block + np.arange(self.emg_block)) / self.emg_rate_hz
@@ -494,11 +575,13 @@ class SessionGenerator:
         """Ground truth of everything generated so far (the whole session once it is read)."""
         c = self.config
         end_s = min(self.generated_until_s, c.duration_s)
-        n_imu = min(round(end_s * self.imu_rate_hz), round(c.duration_s * self.imu_rate_hz))
+        n_imu = round(end_s * self.imu_rate_hz)
         curves = self._curves.arrays(n_imu) if self._curves.parts else {}
         first_steps = {j: name for j, name in self.planner.profile_changes}
-        changes = [{"from_step": j, "from_s": self.planner.steps[j].ic_s
-                    if j < len(self.planner.steps) else None, "profile": name}
+        planner = self.planner
+        changes = [{"from_step": j, "from_s": planner.step(j).ic_s
+                    if 0 <= j - planner.first_index < len(planner.steps) else None,
+                    "profile": name}
                    for j, name in first_steps.items()]
         return GroundTruth(
             metadata={
@@ -520,8 +603,10 @@ class SessionGenerator:
             misalignment_deg={s: self.misalignment_deg[s].tolist() for s in SEGMENTS},
             dropouts=[vars(d).copy() for d in c.dropouts],
             saturations=[vars(s).copy() for s in c.saturations],
-            mvc_trials=[t for t in self.mvc_trials if t["effort_end_s"] <= end_s],
-            prone_reps=[r for r in self.prone_reps if r["lower_end_s"] <= end_s],
+            mvc_trials=[dict(t) for t in self.mvc_trials + self.instructions.mvc_trials
+                        if t["effort_end_s"] <= end_s],
+            prone_reps=[r for r in self.prone_reps + self.instructions.prone_reps
+                        if r["lower_end_s"] <= end_s],
         )
 
     def _stride_rows(self, end_s: float) -> list[dict]:

@@ -6,8 +6,9 @@ Configured by the ``[sim]`` table of the agent's TOML file::
     profile = "healthy"        # healthy | hamstring_dominant | limited_extension | asymmetry
     seed = 0
     speed = 1.0                # real-time factor; 0 = as fast as possible
-    duration_s = 3600          # then the source is finished
+    duration_s = 3600          # then the source is finished; 0 or "forever" = endless
     ground_truth = "runs/truth.json"   # optional: truth written here (+ .npz) on finish/close
+    hold_max_s = 120           # an instructed runner left alone resumes running after this
     emg_channels = ["glute_max_l", "glute_max_r", "biceps_femoris_l", "biceps_femoris_r"]
     segments = ["pelvis", "thigh_l", "thigh_r"]
     mains_hz = 50              # 0 = no hum
@@ -22,10 +23,33 @@ Configured by the ``[sim]`` table of the agent's TOML file::
 
 Every other :class:`~hipstride.edge.simulator.SessionConfig` field is a key of the same name.
 The source hands out 20 ms blocks per stream (``chunk_ms``), paced at ``speed`` × real time.
+
+**Endless** (``duration_s = 0`` or ``"forever"``, ``--duration 0``): the runner runs until the
+agent stops, as the demo's stations do. Memory stays bounded: old strides are forgotten, no
+ground truth is kept (``ground_truth`` is refused), and the scripted ``mvc``/``prone`` phases,
+which follow the end of the run, are refused too — send calibrate commands instead.
+
+**Control commands** (the station's control topic, docs/protocol.md): the simulated runner
+follows the dashboard's instructions as an athlete would, from the next 0.25 s not yet
+generated:
+
+* ``{"command": "calibrate", "phase": "standing", "action": "start"}`` — stops running and
+  stands still;
+* ``"phase": "mvc"`` (``"muscle": "glute_max_l"``, an EMG channel; without it every channel in
+  turn) — a 5 s maximal voluntary contraction of that muscle, the others at rest;
+* ``"phase": "prone"`` (``"side": "l"`` or ``"r"``; without it left, then right) — lies down
+  prone and does ``prone_reps`` hip extension lifts (lift, 2 s hold, lower);
+* ``"action": "stop"`` (any phase) — back to running (getting up first if prone);
+* ``{"command": "profile", "profile": name}`` — switches profile from the next stride.
+
+A runner left without instructions resumes running ``hold_max_s`` after the last one. Session
+commands (``start``, ``stop``, ``mark``) are the pipeline's and are ignored here; anything else
+raises ValueError naming the problem, which the agent logs and ignores.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -37,6 +61,7 @@ from hipstride.config import ConfigError, Section
 from ..simulator.profiles import PROFILE_NAMES
 from ..simulator.session import (
     DROPOUT_MODES,
+    ENDLESS,
     MOUNTING_PRESETS,
     Dropout,
     Saturation,
@@ -46,8 +71,12 @@ from ..simulator.session import (
 )
 from .base import Block, Source, SourceError
 
+log = logging.getLogger("hipstride.edge.sim")
+
 #: Most chunks per stream handed out by one read when catching up (or at speed 0).
 MAX_CHUNKS_PER_READ = 5
+#: Control commands that belong to the pipeline (sessions): not for the simulator.
+SESSION_COMMANDS = ("start", "stop", "mark")
 
 
 class SimulatedSource(Source):
@@ -71,6 +100,9 @@ class SimulatedSource(Source):
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if speed < 0 or not math.isfinite(speed):
             raise ValueError(f"speed must be >= 0, got {speed!r}")
+        if ground_truth is not None and config.endless:
+            raise ValueError("an endless simulation keeps no ground truth: set a finite "
+                             "duration_s to write one")
         self.generator = SessionGenerator(config, record_curves=ground_truth is not None)
         self.descriptions = self.generator.descriptions
         self.speed = float(speed)
@@ -131,14 +163,38 @@ class SimulatedSource(Source):
         return blocks
 
     def control(self, command: dict) -> None:
-        """``{"command": "profile", "profile": name}`` switches from the next unplanned stride.
-
-        Other commands are not for the simulator and are ignored; an unknown profile raises
-        ValueError naming the known ones.
-        """
-        if command.get("command") != "profile":
+        """Follow a control command (module docstring); ValueError names a bad one."""
+        name = command.get("command")
+        if command.get("version", 1) != 1:
+            raise ValueError(f"control version {command.get('version')!r} not supported")
+        if name in SESSION_COMMANDS:
             return
-        self.generator.switch_profile(str(command.get("profile")))
+        if name == "profile":
+            self.generator.switch_profile(str(command.get("profile")))
+            log.info("simulated runner: profile %s", command.get("profile"))
+            return
+        if name != "calibrate":
+            raise ValueError(f"unknown command {name!r} (the simulator follows calibrate and "
+                             "profile)")
+        phase, action = command.get("phase"), command.get("action", "start")
+        if action not in ("start", "stop"):
+            raise ValueError(f"calibrate action {action!r}: expected 'start' or 'stop'")
+        if phase not in ("standing", "mvc", "prone"):
+            raise ValueError(f"calibrate phase {phase!r}: expected standing, mvc or prone")
+        if action == "stop":
+            at = self.generator.instruct("running")
+            log.info("simulated runner: %s done, back to running (t=%.2f s)", phase, at)
+            return
+        muscle, side = command.get("muscle"), command.get("side")
+        for key, value in (("muscle", muscle), ("side", side)):
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"calibrate {key} must be a string, got {value!r}")
+        if phase == "mvc" and muscle and side and muscle not in self.generator.config.emg_channels:
+            muscle = f"{muscle}_{side}"  # {"muscle": "glute_max", "side": "l"}
+        at = self.generator.instruct(phase, channels=(muscle,) if muscle else (),
+                                     sides=(side,) if side and phase == "prone" else ())
+        log.info("simulated runner: %s%s (t=%.2f s)", phase,
+                 f" {muscle or side}" if (muscle or side) else "", at)
 
     def close(self) -> None:
         if not self._closed:
@@ -162,8 +218,19 @@ SIM_KEYS = {
     "speed_schedule", "warmup_s", "fatigue", "fatigue_start_s", "fatigue_ramp_s",
     "glute_drive_drop", "mounting", "misalignment_deg", "imu_noise", "gyro_bias_dps",
     "emg_floor_mv", "artefact_mv", "full_scale_mv", "dropouts", "saturations", "mvc", "prone",
-    "prone_reps",
+    "prone_reps", "hold_max_s",
 }
+
+
+def _duration_s(section: Section) -> float:
+    """``duration_s``: seconds, or 0 / ``"forever"`` for an endless session."""
+    value = section.data.get("duration_s")
+    if value == "forever":
+        return ENDLESS
+    if isinstance(value, str):
+        raise section.fail("duration_s", 'seconds, or 0 or "forever" for an endless session')
+    value = section.number("duration_s", 3600.0, minimum=0.0)
+    return ENDLESS if value == 0 else value
 
 
 def _strings(section: Section, key: str) -> tuple[str, ...] | None:
@@ -192,13 +259,14 @@ def from_config(section: Section) -> SimulatedSource:
     settings: dict[str, Any] = {
         "profile": section.string("profile", "healthy", choices=PROFILE_NAMES),
         "seed": section.number("seed", 0, minimum=0, integer=True),
-        "duration_s": section.number("duration_s", 3600.0, minimum=0.01),
+        "duration_s": _duration_s(section),
         "mounting": section.string("mounting", "straps", choices=MOUNTING_PRESETS),
         "mvc": section.boolean("mvc", False),
         "prone": section.boolean("prone", False),
     }
     for key, minimum, maximum in (
-            ("standing_s", 0.0, None), ("start_ramp_s", 0.1, None), ("warmup_s", 0.0, None),
+            ("hold_max_s", 1.0, None), ("standing_s", 0.0, None),
+            ("start_ramp_s", 0.1, None), ("warmup_s", 0.0, None),
             ("fatigue", 0.0, 1.0), ("fatigue_start_s", 0.0, None), ("fatigue_ramp_s", 1.0, None),
             ("misalignment_deg", 0.0, 45.0), ("imu_noise", 0.0, None),
             ("gyro_bias_dps", 0.0, None), ("emg_floor_mv", 0.0, None), ("artefact_mv", 0.0, None),
@@ -250,6 +318,9 @@ def from_config(section: Section) -> SimulatedSource:
         config = SessionConfig(**settings)
     except SimulatorSettingError as err:
         raise ConfigError(f"{section.where(err.field)}: {str(err).split(': ', 1)[1]}") from None
+    if truth and config.endless:
+        raise section.fail("ground_truth", "none in an endless session (duration_s 0 or "
+                           "forever keeps no truth); set a finite duration_s to write one")
     return SimulatedSource(config, speed=speed, chunk_s=chunk_ms / 1000.0,
                            ground_truth=truth or None)
 
