@@ -42,11 +42,13 @@ class TLSFiles:
 
 def make_client(broker: BrokerURL, client_id: str, *, clean_session: bool = True,
                 password: str | None = None, tls: TLSFiles | None = None,
-                reconnect_max_s: float = 30.0) -> mqtt.Client:
+                reconnect_max_s: float = 30.0, manual_ack: bool = False) -> mqtt.Client:
     """A configured but unconnected client (MQTT 3.1.1).
 
     ``clean_session=False`` keeps the broker session — subscriptions and queued QoS 1
     messages — across disconnects, which is what at-least-once delivery needs.
+    ``manual_ack=True``: received QoS 1 messages are acknowledged only by ``client.ack``
+    (the consumer acknowledges once it has kept them).
     """
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                          clean_session=clean_session, protocol=mqtt.MQTTv311)
@@ -58,6 +60,8 @@ def make_client(broker: BrokerURL, client_id: str, *, clean_session: bool = True
                        cert_reqs=ssl.CERT_REQUIRED)
         client.tls_insecure_set(tls.insecure)
     client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(reconnect_max_s)))
+    if manual_ack:
+        client.manual_ack_set(True)
     return client
 
 

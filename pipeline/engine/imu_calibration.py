@@ -33,6 +33,7 @@ __all__ = [
     "STILL_GYR_STD_DPS",
     "ImuCalibration",
     "imu_calibrate",
+    "imu_calibrate_functional",
     "imu_functional_axis",
     "imu_window",
 ]
@@ -180,28 +181,44 @@ def imu_calibrate(imu: ImuData, *, standing: tuple[float, float] = (0.0, 5.0),
     bias = gyr[sl].mean(axis=0)
     up = acc[sl].mean(axis=0)
     up /= np.linalg.norm(up)
+    run = (slice(sl.stop, n) if running is None
+           else imu_window(n, imu.rate_hz, imu.start_s, running))
+    return _axes(imu, up, bias, run if functional else None)
+
+
+def imu_calibrate_functional(imu: ImuData, static: ImuCalibration,
+                             running: tuple[float, float] | None = None) -> ImuCalibration:
+    """Functional calibration on top of a known static one (e.g. stored, or made from an
+    earlier standing phase): its vertical and gyro bias, the heading from ``running``
+    (session seconds; default all of ``imu``)."""
+    n = len(imu.acc_mps2)
+    run = slice(0, n) if running is None else imu_window(n, imu.rate_hz, imu.start_s, running)
+    return _axes(imu, np.asarray(static.segment_to_sensor, float)[:, 1],
+                 np.asarray(static.gyro_bias_dps, float), run)
+
+
+def _axes(imu: ImuData, up: NDArray[np.float64], bias: NDArray[np.float64],
+          run: slice | None) -> ImuCalibration:
+    """Segment axes from the vertical ``up`` and, with ``run``, the functional heading."""
+    acc = np.asarray(imu.acc_mps2, dtype=float)
+    gyr = np.asarray(imu.gyr_dps, dtype=float)
     known = np.asarray(imu.mounting, dtype=float)
     known_c = known.T  # segment axes in the sensor frame, as described
     method, ratio = "mounting", float("nan")
     z = known_c[:, 2] - (known_c[:, 2] @ up) * up
-    if functional:
-        if running is None:
-            run = slice(sl.stop, n)
+    if run is not None and run.stop - run.start >= 3:
+        if imu.segment.startswith("pelvis"):
+            x_f, r = imu_functional_axis(acc[run], vertical=up, reference=known_c[:, 0],
+                                         center=True)
+            z_f = np.cross(x_f, up)
+            kind = "acc_axis"
         else:
-            run = imu_window(n, imu.rate_hz, imu.start_s, running)
-        if run.stop - run.start >= 3:
-            if imu.segment.startswith("pelvis"):
-                x_f, r = imu_functional_axis(acc[run], vertical=up, reference=known_c[:, 0],
-                                             center=True)
-                z_f = np.cross(x_f, up)
-                kind = "acc_axis"
-            else:
-                z_f, r = imu_functional_axis(gyr[run] - bias, vertical=up,
-                                             reference=known_c[:, 2])
-                kind = "gyro_axis"
-            change = math.degrees(math.acos(np.clip(z_f @ z / np.linalg.norm(z), -1, 1)))
-            if r >= MIN_AXIS_RATIO and change <= MAX_AXIS_CHANGE_DEG:
-                z, method, ratio = z_f, kind, r
+            z_f, r = imu_functional_axis(gyr[run] - bias, vertical=up,
+                                         reference=known_c[:, 2])
+            kind = "gyro_axis"
+        change = math.degrees(math.acos(np.clip(z_f @ z / np.linalg.norm(z), -1, 1)))
+        if r >= MIN_AXIS_RATIO and change <= MAX_AXIS_CHANGE_DEG:
+            z, method, ratio = z_f, kind, r
     z = z / np.linalg.norm(z)
     x = np.cross(up, z)
     c = np.column_stack([x, up, z])

@@ -264,6 +264,8 @@ class StreamingEngine:
         self._ics: dict[str, list[float]] = {side: [] for side in SIDES}
         self._toe: dict[str, float] = {}
         self._pending: list[_Stride] = []
+        self._angle_next: dict[str, int] = {}  # processed angle channel -> next grid index
+        self._unusable: set[str] = set()  # IMUs whose standing calibration failed
         self._out = StreamOutput()
 
     @classmethod
@@ -328,6 +330,9 @@ class StreamingEngine:
         gyr = np.asarray(gyr_dps, dtype=float).reshape(-1, 3)
         if len(acc) != len(gyr):
             raise ValueError(f"IMU {segment}: {len(acc)} acc but {len(gyr)} gyro samples")
+        if segment in self._unusable:  # not calibrated: unused until the next standing
+            self.stats["dropped_samples"] += len(acc)
+            return
         seg = self.segments.get(segment)
         if seg is None:
             desc = self.imu_streams[segment]
@@ -411,6 +416,52 @@ class StreamingEngine:
         self._calibrate()
         return self.calibration_state()["standing"]
 
+    def set_mvc_reference(self, reference: Mapping[str, float] | None) -> tuple[str, ...]:
+        """Normalise to these MVC references (mV per channel, e.g. from a guided MVC phase or
+        stored for the athlete) from the next row on; returns the channels still lacking one.
+
+        Ratios need every channel on one scale: with a reference for each EMG channel rows
+        become ``"mvc"``; otherwise (or with None) they stay (or go back to) ``"relative"``,
+        the dynamic reference learnt afresh from the next strides.
+        """
+        if self.emg is None:
+            return ()
+        ref = {c: float(v) for c, v in (reference or {}).items()
+               if math.isfinite(float(v)) and float(v) > 0}
+        missing = tuple(c for c in self.emg.channels if c not in ref)
+        if reference and not missing:
+            self._mvc = {"channels": list(self.emg.channels),
+                         "reference_mv": [ref[c] for c in self.emg.channels]}
+            self.reference_mv = np.array(self._mvc["reference_mv"])
+            self.normalization = "mvc"
+        elif self.normalization == "mvc" or self._mvc is not None:
+            self._mvc = None
+            self.normalization = "relative"
+            self.reference_mv = None
+            self._step_peaks, self._valid_starts = [], []
+            self._reference_frozen = False
+        return missing
+
+    def set_baseline(self, baseline: Baseline | None) -> None:
+        """Cue baseline from now on (a stored one, or None to learn one from the next
+        strides); active cues and their windows start afresh."""
+        self.tracker = CueTracker(baseline, thresholds=self.tracker.thresholds,
+                                  baseline_strides=self.tracker.baseline_strides)
+
+    def emg_levels(self) -> dict[str, dict[str, float] | None]:
+        """Per channel: ``floor_mv`` (standing noise floor) and ``running_mv`` (the dynamic
+        reference: mean per-step envelope peak while running), None when not known yet."""
+        if self.emg is None:
+            return {"floor_mv": None, "running_mv": None}
+        chans = self.emg.channels
+        floor = None if self.floor_mv is None else dict(zip(chans, self.floor_mv.tolist(),
+                                                            strict=True))
+        running = None
+        if self.normalization == "relative" and self.reference_mv is not None \
+                and (self._step_peaks or self._reference_frozen):
+            running = dict(zip(chans, self.reference_mv.tolist(), strict=True))
+        return {"floor_mv": floor, "running_mv": running}
+
     def calibration_state(self) -> dict[str, Any]:
         """Everything to store per athlete, as plain lists and dicts (JSON-ready)."""
         standing = None
@@ -470,10 +521,12 @@ class StreamingEngine:
                 seg.calibrate_static(self.standing, stored=stored_imu.get(name)
                                      if self._stored else None, resume=resume)
             except (ValueError, KeyError) as err:
-                self._problem(f"IMU {name} not used: {err}")
+                self._problem(f"IMU {name} not used: {err}; stand still and run a standing "
+                              "calibration phase to use it")
                 del self.segments[name]
+                self._unusable.add(name)
         for name in self.imu_streams:
-            if name not in self.segments:
+            if name not in self.segments and name not in self._unusable:
                 self._problem(f"IMU {name}: no calibration (no data in the standing period)")
         if self.emg and self._emg_start is not None:
             self._calibrate_emg()
@@ -779,4 +832,39 @@ class StreamingEngine:
             self._snap_t, self._snap_env = [], []
         return {"time_s": self._data_time(), "phase": self.phase, "hip_flexion_deg": hip,
                 "pelvic_tilt_deg": -angle["pelvis"] if "pelvis" in angle else math.nan,
-                "processed": processed}
+                "processed": processed, "angles_deg": self._angle_series()}
+
+    def _angle_series(self) -> dict[str, dict[str, np.ndarray]]:
+        """Hip flexion per side and pelvic tilt (deg) since the last poll, from the final
+        (functionally calibrated) chain, on a grid of ``k / snapshot_rate_hz`` s (≤ 100 Hz).
+        Each channel goes as far as its segments have final angles; NaN in gaps."""
+        rate = min(100.0, self.settings.snapshot_rate_hz)
+        wanted = {"pelvic_tilt_deg": ("pelvis",)}
+        for side in SIDES:
+            if f"thigh_{side}" in self.segments:
+                wanted[f"hip_flexion_{side}_deg"] = tuple(
+                    n for n in ("pelvis", f"thigh_{side}") if n in self.segments)
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for channel, names in wanted.items():
+            segs = [self.segments.get(n) for n in names]
+            if not segs or any(s is None or s.angle.end <= s.angle.start for s in segs):
+                continue
+            first = max(float(s.time(s.angle.start)) for s in segs)
+            last = min(float(s.time(s.angle.end - 1)) for s in segs)
+            k0 = max(self._angle_next.get(channel, 0), math.ceil(first * rate - 1e-9))
+            k1 = math.floor(last * rate + 1e-9) + 1
+            if k1 <= k0:
+                continue
+            t = np.arange(k0, k1) / rate
+            values = {}
+            for s in segs:
+                ts = np.asarray(s.time(np.arange(s.angle.start, s.angle.end)), dtype=float)
+                values[s.segment] = np.interp(t, ts, s.angle.get(s.angle.start, s.angle.end))
+            pelvis = values.get("pelvis")
+            if channel == "pelvic_tilt_deg":
+                v = -pelvis
+            else:
+                v = values[f"thigh_{channel[-5]}"] - (pelvis if pelvis is not None else 0.0)
+            out[channel] = {"time_s": t, "value": v}
+            self._angle_next[channel] = k1
+        return out

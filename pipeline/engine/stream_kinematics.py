@@ -32,7 +32,12 @@ from scipy.signal import find_peaks
 from .data import ImuData
 from .imu import BIAS_TIME_CONSTANT_S, HEADING_WINDOW_S, REFERENCE_DELAY_S, REFERENCE_S
 from .imu import _matrix_to_quat as matrix_to_quat
-from .imu_calibration import ImuCalibration, imu_calibrate, imu_window
+from .imu_calibration import (
+    ImuCalibration,
+    imu_calibrate,
+    imu_calibrate_functional,
+    imu_window,
+)
 from .imu_fusion import ImuOrientationFilter, imu_filter_resume, quat_to_matrix
 
 __all__ = ["SampleBuffer", "SegmentStream", "ThighEventDetector"]
@@ -283,9 +288,13 @@ class SegmentStream:
                              ) -> None:
         """Functional axes from the run so far (``standing[1]`` → ``running_end_s``)."""
         assert self.static is not None
-        i0 = self.index(standing[0])
-        imu = self._imu(i0, self.index(running_end_s))
-        cal = imu_calibrate(imu, standing=standing, functional=True)
+        if self.static.method == "stored":  # no standing samples here: the stored vertical
+            imu = self._imu(self.index(standing[1]), self.index(running_end_s))
+            cal = imu_calibrate_functional(imu, self.static)
+        else:
+            i0 = self.index(standing[0])
+            imu = self._imu(i0, self.index(running_end_s))
+            cal = imu_calibrate(imu, standing=standing, functional=True)
         c_s = self.static.segment_to_sensor
         self.functional = cal
         self._turn = c_s.T @ cal.segment_to_sensor

@@ -42,7 +42,14 @@ from typing import Any
 from hipstride import topics
 from hipstride.jsonsafe import jsonable
 from hipstride.mqtt import Connection, TLSFiles, make_client
-from hipstride.pipeline.store import Store, StoreRejected, StoreUnavailable, open_store
+from hipstride.pipeline.store import (
+    PointBuilder,
+    Store,
+    StoreError,
+    StoreRejected,
+    StoreUnavailable,
+    open_store,
+)
 from hipstride.pipeline.store.base import FRAMES, FrameRecord, Point
 
 from .config import PipelineConfig
@@ -56,6 +63,7 @@ from .ingest import (
     validate_description,
     validate_frame,
 )
+from .phases import WAIT_S, PhaseJob, results_message
 from .sessions import (
     UNASSIGNED,
     CommandError,
@@ -65,7 +73,7 @@ from .sessions import (
     parse_command,
     peek_command,
 )
-from .station import Station, StationOutput, _Collector, output_points
+from .station import Station, StationOutput, output_points
 
 __all__ = ["Metrics", "Pipeline", "RateLimitedLog", "install_signal_handlers"]
 
@@ -73,6 +81,10 @@ log = logging.getLogger("hipstride.pipeline")
 LIVE_VERSION = 1
 INVALID_STATION = "_invalid"
 MAX_SPOOL_RETRY_S = 30.0
+INGEST_VERSION = 1
+#: ``…/ingest`` is published at most once per this interval per station (s), and at once on
+#: the first rejection of a reason.
+INGEST_INTERVAL_S = 1.0
 
 
 class RateLimitedLog:
@@ -352,12 +364,14 @@ class Pipeline:
         self._batch = _Batch()
         self._stop = threading.Event()
         self.metrics_server: MetricsServer | None = None
+        self._phase_jobs: list[PhaseJob] = []
+        self._ingest: dict[str, dict[str, Any]] = {}  # station -> last rejection, gaps seen
+        self._ingest_due: dict[str, float] = {}  # station -> monotonic time of next publish
 
         client = make_client(config.broker, config.client_id, clean_session=False,
                              password=config.broker_password,
                              tls=TLSFiles(config.ca_file, config.cert_file, config.key_file,
-                                          config.tls_insecure))
-        client.manual_ack_set(True)
+                                          config.tls_insecure), manual_ack=True)
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
         self._subscribed = threading.Event()
@@ -396,6 +410,8 @@ class Pipeline:
             while not self._stop.is_set() and time.monotonic() < deadline:
                 self._step()
             self._drain_inbox()
+            for job in self._phase_jobs:  # a phase that just ended: analyse what arrived
+                job.due = -math.inf
             self._flush()
         finally:
             self._shutdown()
@@ -447,11 +463,46 @@ class Pipeline:
             self.client.ack(message.mid, message.qos)
 
     def _reject(self, station: str, reason: str, message: str, msg: _Message) -> None:
+        first = (station, reason) not in self.rejected
         self.rejected.add(station, reason)
         self.metrics.inc("rejected_total", (station, reason))
         self.say(logging.WARNING, f"reject:{station}:{reason}", "station %s: rejected (%s) on "
                  "%s: %s", station, reason, msg.topic, message)
         self._ack(msg)
+        if station != INVALID_STATION:
+            info = self._ingest.setdefault(station, {})
+            info["last"] = {"reason": reason, "message": message[:500],
+                            "time_ns": msg.arrival_ns}
+            if first:
+                self._publish_ingest(station)
+            else:
+                self._ingest_due.setdefault(
+                    station, info.get("published", -math.inf) + INGEST_INTERVAL_S)
+
+    def _publish_ingest(self, station: str) -> None:
+        """The retained ``…/ingest`` summary (docs/protocol.md, "Ingest health")."""
+        info = self._ingest.setdefault(station, {})
+        missing = {stream: n for (s, stream), n in self.gaps.missing().items() if s == station}
+        info["missing"] = missing
+        body = {"version": INGEST_VERSION, "station": station, "time_ns": time.time_ns(),
+                "rejected": self.rejected.for_station(station), "last": info.get("last"),
+                "sequence_missing": missing}
+        self.client.publish(topics.ingest(station), json.dumps(jsonable(body)), qos=1,
+                            retain=True)
+        self._ingest_due.pop(station, None)
+        info["published"] = time.monotonic()
+
+    def _ingest_tick(self) -> None:
+        """Publish the ingest summaries that changed, at most once a second per station."""
+        now = time.monotonic()
+        for (station, stream), n in self.gaps.missing().items():
+            info = self._ingest.setdefault(station, {})
+            if n and (info.get("missing") or {}).get(stream) != n:
+                self._ingest_due.setdefault(
+                    station, info.get("published", -math.inf) + INGEST_INTERVAL_S)
+        for station, due in list(self._ingest_due.items()):
+            if now >= due:
+                self._publish_ingest(station)
 
     def _handle(self, msg: _Message) -> None:
         try:
@@ -505,12 +556,119 @@ class Pipeline:
             log.info("station %s: %s -> session %s (%s)", station, command.command,
                      outcome.meta.session if outcome.meta else None,
                      "running" if ss.active else "idle")
+            if outcome.closed_phase is not None:
+                self._phase_jobs.append(PhaseJob.from_record(
+                    station, outcome.closed_phase, time.monotonic() + WAIT_S))
+            if command.command == "start":
+                outcome.calibration = self._reuse_calibration(station, command.athlete)
         if outcome.meta is not None:
-            c = _Collector()
+            c = PointBuilder()
             c.write_session(outcome.meta)
             self._batch.points += c.points
         self._batch.acks.append(msg)  # acknowledged once the metadata is stored or spooled
         self._publish_session(ss, now, outcome, request)
+
+    def _reuse_calibration(self, station: str, athlete: str | None) -> dict[str, Any]:
+        """Load the athlete's stored calibration into the station; says what was reused."""
+        st = self._station(station)
+        try:
+            stored = self.store.calibration(athlete) if athlete else None
+        except StoreError as err:
+            st.use_athlete(None)
+            message = (f"the stored calibration of {athlete} cannot be read now ({err}): "
+                       "running with the defaults (relative EMG ratios, cue baseline learnt "
+                       "from the first strides)")
+            log.warning("station %s: %s", station, message)
+            return {"reused": [], "message": message}
+        st.use_athlete(stored)
+        reused, parts = [], []
+        times = (stored or {}).get("time_ns", {})
+
+        def when(kind: str) -> str:
+            t = times.get(kind)
+            return "" if t is None else " of " + time.strftime("%Y-%m-%d", time.gmtime(t / 1e9))
+
+        if st.athlete_mvc:
+            reused.append("mvc")
+            missing = st.mvc_missing()
+            parts.append(f"MVC references{when('mvc')} for {', '.join(sorted(st.athlete_mvc))}"
+                         + (f" (still needed for {', '.join(missing)}: EMG ratios stay "
+                            "relative until every channel has one)" if missing else
+                            " (EMG normalised to MVC)"))
+        if (stored or {}).get("baseline"):
+            reused.append("baseline")
+            parts.append(f"the cue baseline{when('baseline')}")
+        if parts:
+            message = f"reused for {athlete}: " + "; ".join(parts)
+        else:
+            message = (f"no stored calibration for {athlete}: EMG ratios are relative to this "
+                       "session's own strides (do an MVC phase for %MVC) and cues learn their "
+                       "baseline from the first strides")
+        if (stored or {}).get("standing"):
+            message += ("; the standing calibration is not reused (straps move between "
+                        "sessions): do a standing phase")
+        log.info("station %s: %s", station, message)
+        return {"reused": reused, "mvc_channels": sorted(st.athlete_mvc), "message": message}
+
+    def _run_phases(self) -> None:
+        """Analyse the phases whose data is in (or waited for long enough); publish the
+        result, store it with the batch, and apply it to the station's engine."""
+        keep = []
+        for job in self._phase_jobs:
+            st = self.stations.get(job.station)
+            end = st.data_end_ns() if st is not None else None
+            if (end is None or end < job.end_ns) and time.monotonic() < job.due:
+                keep.append(job)
+                continue
+            try:
+                self._finish_phase(job, st)
+            except Exception:  # one bad phase must not stop the service
+                log.exception("station %s: %s phase could not be analysed", job.station,
+                              job.phase)
+                self._publish_result(job, False, ["the phase could not be analysed (an "
+                                                  "internal error, logged): repeat it"], {})
+        self._phase_jobs = keep
+
+    def _finish_phase(self, job: PhaseJob, st: Station | None) -> None:
+        if st is None:
+            self._publish_result(job, False, ["no data from this station during the phase: "
+                                              "is the edge agent running?"], {})
+            return
+        res = st.run_phase(job)
+        c = PointBuilder()
+        athlete = job.athlete or UNASSIGNED
+        if job.phase == "standing":
+            res.result["applied"] = False
+            if res.ok and res.state is not None:
+                res.result["engine"] = st.apply_standing(res.state, job.end_ns)
+                res.result["applied"] = res.result["engine"].startswith("applied")
+                c.write_calibration(athlete, job.end_ns, {"standing": res.state},
+                                    station=job.station, session=job.session)
+        elif job.phase == "mvc":
+            if res.state is not None:
+                missing = st.apply_mvc(dict(zip(res.state["channels"],
+                                                res.state["reference_mv"], strict=True)))
+                chans = sorted(st.athlete_mvc)
+                c.write_calibration(athlete, job.end_ns, {"mvc": {
+                    "channels": chans, "reference_mv": [st.athlete_mvc[k] for k in chans],
+                    "normalization": "mvc", "version": 1}},
+                    station=job.station, session=job.session)
+                res.result["mvc_missing"] = list(missing)
+            res.result["normalization"] = (st.engine.normalization if st.engine is not None
+                                           else None)
+        else:
+            c.write_phe(job.station, job.session, job.athlete,
+                        res.result.get("repetitions") or [], origin_ns=job.start_ns)
+        self._batch.points += c.points
+        self._publish_result(job, res.ok, res.problems, res.result)
+        log.info("station %s: %s phase of session %s: %s%s", job.station, job.phase,
+                 job.session, "ok" if res.ok else "not ok",
+                 ("; " + "; ".join(res.problems)) if res.problems else "")
+
+    def _publish_result(self, job: PhaseJob, ok: bool, problems: list[str],
+                        result: dict[str, Any]) -> None:
+        body = results_message(job, ok, problems, result, time.time_ns())
+        self.client.publish(topics.results(job.station), json.dumps(body), qos=1, retain=True)
 
     def _control_refused(self, ss: StationSessions, reason: str, message: str, msg: _Message,
                          now: int, request: str | None, outcome: Outcome) -> None:
@@ -557,6 +715,8 @@ class Pipeline:
                          (station,))
 
     def _flush(self) -> None:
+        if self._phase_jobs:
+            self._run_phases()
         batch, self._batch = self._batch, _Batch()
         points: list[Point] = list(batch.points)
         for station, records in batch.frames.items():
@@ -582,6 +742,7 @@ class Pipeline:
         self.metrics.set("pending_frames", self.dedup.pending)
         for (station, stream), n in self.gaps.missing().items():
             self.metrics.set("sequence_missing_frames", n, (station, stream))
+        self._ingest_tick()
 
     def _publish(self, out: StationOutput) -> None:
         """Live metrics (QoS 0) and cues (QoS 1) for the dashboard."""

@@ -30,6 +30,8 @@ COMMANDS = ("start", "stop", "mark", "calibrate")
 PHASES = ("standing", "mvc", "prone")
 RUNNING = "running"  # the phase of a session outside calibration and the prone test
 SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+CHANNEL = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+SIDES = ("l", "r")
 MAX_TEXT = 200
 MAX_NOTES = 2000
 MAX_MARKS = 1000
@@ -58,6 +60,8 @@ class Command:
     note: str | None = None
     phase: str | None = None
     action: str | None = None
+    muscle: str | None = None  # calibrate mvc: the EMG channel of the effort
+    side: str | None = None  # calibrate prone: the leg tested ("l" or "r")
 
 
 def _text(body: dict[str, Any], key: str, limit: int = MAX_TEXT, *,
@@ -119,7 +123,14 @@ def parse_command(payload: bytes | str) -> Command:
     action = body.get("action", "start")
     if action not in ("start", "stop"):
         raise CommandError("bad_field", f"action {action!r}: expected 'start' or 'stop'")
-    return Command(command, request, phase=phase, action=action)
+    muscle = _text(body, "muscle", 64)
+    if muscle is not None and (phase != "mvc" or not CHANNEL.match(muscle)):
+        raise CommandError("bad_field", f"muscle {muscle!r}: only with phase 'mvc', as an "
+                                        "EMG channel name such as 'glute_max_l'")
+    side = body.get("side")
+    if side is not None and (phase != "prone" or side not in SIDES):
+        raise CommandError("bad_field", f"side {side!r}: only with phase 'prone', 'l' or 'r'")
+    return Command(command, request, phase=phase, action=action, muscle=muscle, side=side)
 
 
 def peek_command(payload: bytes | str) -> tuple[str | None, str | None]:
@@ -222,6 +233,8 @@ class Outcome:
     message: str | None = None
     meta: SessionMeta | None = None
     duplicate: bool = False
+    calibration: dict[str, Any] | None = None  # start: what was reused for the athlete
+    closed_phase: dict[str, Any] | None = None  # the phase this command ended, if any
 
 
 class StationSessions:
@@ -254,6 +267,8 @@ class StationSessions:
             # redelivered after a crash: already applied; store the metadata again (idempotent)
             meta = self.meta() if self.active else _meta_from(s.closed)
             return Outcome(cmd.command, True, meta=meta, duplicate=True)
+        open_phase = s.phases[-1] if (self.active and s.phase not in (None, RUNNING)
+                                      and s.phases) else None
         try:
             meta = getattr(self, f"_{cmd.command}")(cmd, now_ns)
         except CommandError as err:
@@ -261,7 +276,10 @@ class StationSessions:
         if cmd.request:
             s.requests = [*s.requests, cmd.request][-KEEP_REQUESTS:]
         self._sync_intervals()
-        return Outcome(cmd.command, True, meta=meta)
+        closed = None
+        if open_phase is not None and open_phase.get("end_ns") is not None:
+            closed = {**open_phase, "session": meta.session, "athlete": meta.athlete}
+        return Outcome(cmd.command, True, meta=meta, closed_phase=closed)
 
     def _need_session(self, what: str) -> None:
         if not self.active:
@@ -313,11 +331,21 @@ class StationSessions:
             if s.phase not in (None, RUNNING):
                 raise CommandError("phase_active", f"phase {s.phase} is active: stop it first")
             s.phase = cmd.phase
-            s.phases.append({"phase": cmd.phase, "start_ns": now_ns, "end_ns": None})
+            record: dict[str, Any] = {"phase": cmd.phase, "start_ns": now_ns, "end_ns": None}
+            if cmd.muscle:
+                record["muscle"] = cmd.muscle
+            if cmd.side:
+                record["side"] = cmd.side
+            s.phases.append(record)
         else:
             if s.phase != cmd.phase:
                 raise CommandError("phase_not_active", f"phase {cmd.phase} is not active "
-                                                       f"(now: {s.phase})")
+                                   f"(now: {s.phase}): start it first (calibrate --phase "
+                                   f"{cmd.phase} --action start), then stop it")
+            if cmd.muscle:
+                s.phases[-1]["muscle"] = cmd.muscle
+            if cmd.side:
+                s.phases[-1]["side"] = cmd.side
             self._end_phase(now_ns)
         return self.meta()
 
@@ -346,6 +374,12 @@ class StationSessions:
                                       "request": request}
             if not outcome.ok:
                 result.update(reason=outcome.reason, message=outcome.message)
+            if outcome.calibration is not None:
+                result["calibration"] = outcome.calibration
+            if outcome.closed_phase is not None:
+                result["phase"] = {k: outcome.closed_phase.get(k) for k in
+                                   ("phase", "start_ns", "end_ns", "muscle", "side")
+                                   if outcome.closed_phase.get(k) is not None}
             if outcome.meta is not None:
                 result["session"] = outcome.meta.session
                 if outcome.meta.end_ns is not None:

@@ -21,8 +21,7 @@ import datetime as dt
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,9 @@ import numpy as np
 from hipstride import __version__
 from hipstride.csvformat import ACC_UNITS_TO_MS2, EMG_UNITS_TO_MV, GYR_UNITS_TO_DPS
 from hipstride.frames import Frame
+from hipstride.pipeline.engine.cues import Baseline
+from hipstride.pipeline.engine.data import EmgData, ImuData
+from hipstride.pipeline.engine.phases import PhaseResult, phase_mvc, phase_prone, phase_standing
 from hipstride.pipeline.engine.stream import (
     EmgStream,
     ImuStream,
@@ -38,16 +40,20 @@ from hipstride.pipeline.engine.stream import (
     StreamOutput,
     StreamSettings,
 )
-from hipstride.pipeline.store.base import PROCESSED, Measurement, Point, Store
+from hipstride.pipeline.store.base import PROCESSED, Point, PointBuilder
 from hipstride.recording import MAGIC, RECORD, RecordingWriter
 from hipstride.streams import EMG_STREAM, IMU_CHANNELS, IMU_SEGMENTS, StreamDescription
 
+from .phases import PRONE_PAD_S, RING_S, PhaseJob, SampleRing
 from .sessions import UNASSIGNED, Timeline
 
 __all__ = ["Station", "StationOutput", "output_points", "repair_recording"]
 
 log = logging.getLogger("hipstride.pipeline")
 ENVELOPE_STREAM = "emg_envelope"
+#: Processed angle streams (deg, ≤ 100 Hz) and the engine channels in each.
+ANGLE_STREAMS = {"hip_flexion_l_deg": "hip_angle", "hip_flexion_r_deg": "hip_angle",
+                 "pelvic_tilt_deg": "pelvis_angle"}
 MAX_OPEN_RECORDINGS = 3  # a session's file, the day file, and one spare for late frames
 #: A stored engine calibration is resumed only if the station's first frame after a restart
 #: is at most this long after the data it was last known to hold for.
@@ -129,9 +135,10 @@ class Station:
 
     def __init__(self, station: str, recordings_dir: Path, *,
                  settings: StreamSettings | None = None, timeline: Timeline | None = None,
-                 calibration: tuple[str, int] | None = None) -> None:
+                 calibration: tuple[str, int] | None = None, ring_s: float = RING_S) -> None:
         """``calibration``: the engine state stored by a previous run (JSON, data time ns),
-        resumed when this run's first frame is within :data:`RESUME_WITHIN_S` of it."""
+        resumed when this run's first frame is within :data:`RESUME_WITHIN_S` of it.
+        ``ring_s``: seconds of recent samples kept for calibration phases."""
         self.station = station
         self.timeline = timeline if timeline is not None else Timeline()
         self.recordings_dir = Path(recordings_dir)
@@ -152,6 +159,11 @@ class Station:
         self._saved_calibration: str | None = calibration[0] if calibration else None
         self.last_ns: int | None = None  # t0 of the latest frame fed
         self.resumed = False
+        self.ring = SampleRing(ring_s)
+        self._specs: tuple[EmgStream | None, list[ImuStream]] | None = None
+        self.athlete_mvc: dict[str, float] = {}  # the session athlete's MVC references (mV)
+        self._athlete_baseline: Baseline | None = None
+        self._athlete_set = False
 
     # descriptions ----------------------------------------------------------------------------
     def describe(self, description: StreamDescription) -> bool:
@@ -182,10 +194,13 @@ class Station:
             self._build_engine()
         self.last_ns = frame.t0_ns if self.last_ns is None else max(self.last_ns, frame.t0_ns)
         feed = self._feeds.get(frame.stream)
-        if feed is None or self.engine is None:
+        if feed is None:
             return
         description = self.descriptions[frame.stream]
         x = description.to_physical(frame.samples)[:, feed.index] * feed.factor
+        self.ring.add(frame.stream, frame.t0_ns, frame.rate_hz, x)
+        if self.engine is None:
+            return
         t0_s = (frame.t0_ns - self.origin_ns) / 1e9
         try:
             if feed.kind == "emg":
@@ -215,6 +230,7 @@ class Station:
             self._problems.append(f"{self.station}: no stream the engine can use; frames are "
                                   "kept but not analysed")
             return
+        self._specs = (emg, imus)
         try:
             state = self._resume_state()
             if state is not None:
@@ -224,6 +240,8 @@ class Station:
                          self.station, "running" if state.get("running") else "standing pose")
             else:
                 self.engine = StreamingEngine(emg, imus, settings=self.settings)
+            if self._athlete_set:
+                self._apply_athlete()
         except Exception as err:  # one station's engine must not stop the others
             self._engine_failed(err)
 
@@ -232,7 +250,9 @@ class Station:
         if self._stored_calibration is None or self.origin_ns is None:
             return None
         body, data_ns = self._stored_calibration
-        if not 0 <= self.origin_ns - data_ns <= RESUME_WITHIN_S * 1e9:
+        # redelivered frames (not acknowledged before the crash) may be older than the
+        # data time saved with the state: the runner was running then too
+        if not abs(self.origin_ns - data_ns) <= RESUME_WITHIN_S * 1e9:
             log.info("station %s: stored calibration too old (%.0f s); calibrating afresh",
                      self.station, (self.origin_ns - data_ns) / 1e9)
             return None
@@ -254,7 +274,21 @@ class Station:
         if body == self._saved_calibration:
             return None, self.last_ns
         self._saved_calibration = body
+        self._record_calibration(json.loads(body), list(self._writers.values()))
         return body, self.last_ns
+
+    def _record_calibration(self, state: dict[str, Any], writers: list[RecordingWriter]
+                            ) -> None:
+        """The engine's calibration state into recordings (kind 4, docs/formats.md), so
+        ``hipstride analyze`` can re-analyse a session that starts mid-run."""
+        engine = self.engine
+        made_ns = (None if self.resumed or engine.standing is None or self.origin_ns is None
+                   else self.origin_ns + round(engine.standing[1] * 1e9))
+        for writer in writers:
+            writer.write_calibration(state, station=self.station, data_ns=self.last_ns,
+                                     made_ns=made_ns, resumed=self.resumed,
+                                     settings=asdict(engine.settings))
+            self._dirty.add(writer.path.name)
 
     def _engine_failed(self, err: Exception) -> None:
         self.engine = None
@@ -278,6 +312,125 @@ class Station:
         if self.origin_ns is None:
             return None
         return StationOutput(self.station, self.origin_ns, out, problems + out.problems)
+
+    # calibration phases and the athlete ------------------------------------------------------
+    def data_end_ns(self) -> int | None:
+        """How far the samples of every analysed stream reach (ns), None before any."""
+        ends = [self.ring.end_ns(name) for name in self._feeds]
+        return min(ends) if ends and None not in ends else None
+
+    def _window(self, start_ns: int, end_ns: int, emg_pad_s: float = 0.0
+                ) -> tuple[EmgData | None, dict[str, ImuData], list[str]]:
+        """The analysed streams' samples of a phase, times in seconds from ``start_ns``."""
+        emg: EmgData | None = None
+        imus: dict[str, ImuData] = {}
+        problems: list[str] = []
+        for name, feed in sorted(self._feeds.items()):
+            a = start_ns - round(emg_pad_s * 1e9) if feed.kind == "emg" else start_ns
+            got = self.ring.window(name, a, end_ns)
+            if got is None:
+                continue
+            t0_ns, rate, x, missing = got
+            if missing > rate * 0.05:
+                problems.append(f"{name}: {missing / rate:.1f} s of samples are missing in the "
+                                "window (frames lost); they were filled in")
+            if t0_ns - a > 1e9:
+                problems.append(f"{name}: only the last {(end_ns - t0_ns) / 1e9:.0f} s of the "
+                                "phase were kept (the pipeline keeps "
+                                f"{self.ring.keep_s:.0f} s): make phases shorter")
+            t0_s = (t0_ns - start_ns) / 1e9
+            description = self.descriptions[name]
+            if feed.kind == "emg":
+                signal = "envelope" if description.extra.get("signal") == "envelope" else "raw"
+                emg = EmgData(x, description.channel_names, rate, t0_s, signal)
+            else:
+                mounting = (np.eye(3) if description.mounting is None
+                            else np.asarray(description.mounting, float))
+                imus[feed.segment] = ImuData(feed.segment, x[:, :3], x[:, 3:], rate, t0_s,
+                                             mounting)
+        return emg, imus, problems
+
+    def run_phase(self, job: PhaseJob) -> PhaseResult:
+        """Analyse a phase that ended (pure engine functions on the window)."""
+        window = (0.0, (job.end_ns - job.start_ns) / 1e9)
+        pad = PRONE_PAD_S if job.phase == "prone" else 0.0
+        emg, imus, gaps = self._window(job.start_ns, job.end_ns, pad)
+        if job.phase == "standing":
+            res = phase_standing(imus, emg, window, settings=self.settings)
+        elif job.phase == "mvc":
+            if emg is None:
+                res = PhaseResult("mvc", False, ["no EMG in the MVC window: is the EMG stream "
+                                                 "on and sending?"])
+            else:
+                levels = self.engine.emg_levels() if self.engine is not None else {}
+                res = phase_mvc(emg, window, muscles=[job.muscle] if job.muscle else None,
+                                floor_mv=levels.get("floor_mv"),
+                                running_mv=levels.get("running_mv"))
+        else:
+            thighs = {k: v for k, v in imus.items() if k.startswith("thigh_")}
+            res = phase_prone(thighs, emg, imus.get("pelvis"), window, side=job.side)
+        res.problems = gaps + res.problems
+        res.result["duration_s"] = window[1]
+        return res
+
+    def apply_standing(self, standing: dict[str, Any], at_ns: int) -> str:
+        """Restart the engine from a new standing calibration (the runner stood until
+        ``at_ns``): the MVC references and baseline carry over, samples after ``at_ns`` in
+        the ring are fed again. Returns what happened, in words."""
+        if self._specs is None or self.origin_ns is None:
+            return "not applied: the station has no stream the engine can use"
+        emg, imus = self._specs
+        old = self.engine
+        mvc = old.calibration_state()["mvc"] if old is not None else None
+        baseline = old.tracker.baseline if old is not None else self._athlete_baseline
+        try:
+            engine = StreamingEngine(emg, imus, calibration=standing, mvc=mvc,
+                                     baseline=baseline, settings=self.settings,
+                                     start_s=(at_ns - self.origin_ns) / 1e9)
+            for name, feed in self._feeds.items():
+                for t0_ns, x in self.ring.blocks_since(name, at_ns):
+                    t0_s = (t0_ns - self.origin_ns) / 1e9
+                    if feed.kind == "emg":
+                        engine.push_emg(x, t0_s)
+                    else:
+                        engine.push_imu(feed.segment, x[:, :3], x[:, 3:], t0_s)
+        except Exception as err:  # keep the running engine
+            log.exception("station %s: new standing calibration not applied", self.station)
+            return f"not applied ({type(err).__name__}: {err})"
+        self.engine, self.engine_failed, self.resumed = engine, None, False
+        return "applied: the engine restarted from this standing pose"
+
+    def apply_mvc(self, reference: dict[str, float]) -> tuple[str, ...]:
+        """Add MVC references (mV) to the athlete's; the engine normalises to MVC once every
+        EMG channel has one. Returns the channels still lacking one."""
+        self.athlete_mvc.update(reference)
+        return self._apply_athlete() if self.engine is not None else self.mvc_missing()
+
+    def mvc_missing(self) -> tuple[str, ...]:
+        emg = self._specs[0] if self._specs else None
+        return tuple(c for c in (emg.channels if emg else ()) if c not in self.athlete_mvc)
+
+    def use_athlete(self, calibration: dict[str, Any] | None) -> None:
+        """The stored calibration of the session's athlete (``Store.calibration``): its MVC
+        references and cue baseline replace the previous athlete's from now on."""
+        cal = calibration or {}
+        mvc = cal.get("mvc") or {}
+        self.athlete_mvc = {c: float(v) for c, v in zip(mvc.get("channels", ()),
+                                                        mvc.get("reference_mv", ()),
+                                                        strict=True)}
+        base = cal.get("baseline")
+        self._athlete_baseline = Baseline.from_dict(base) if base else None
+        self._athlete_set = True
+        if self.engine is not None:
+            self._apply_athlete()
+
+    def _apply_athlete(self) -> tuple[str, ...]:
+        engine = self.engine
+        missing = engine.set_mvc_reference(self.athlete_mvc or None)
+        if self._athlete_set:
+            engine.set_baseline(self._athlete_baseline)
+            self._athlete_set = False
+        return missing
 
     # recording -----------------------------------------------------------------------------
     def _record(self, frame: Frame, payload: bytes) -> None:
@@ -312,6 +465,8 @@ class Station:
         writer.write_metadata(meta)
         for description in self.descriptions.values():
             writer.write_description(description)
+        if self.engine is not None and self.engine.phase != "standing":
+            self._record_calibration(self.engine.calibration_state(), [writer])
         return writer
 
     def recording_path(self, session: str | None = None) -> Path | None:
@@ -336,44 +491,17 @@ class Station:
 
 
 # --- outputs as store points -------------------------------------------------------------------
-class _Collector(Store):
-    """A store that only collects the points the schema code makes (no I/O)."""
-
-    kind = "collector"
-
-    def __init__(self) -> None:
-        self.points: list[Point] = []
-
-    def _write(self, points: Sequence[Point]) -> None:
-        self.points.extend(points)
-
-    def _select(self, m: Measurement, where: Mapping[str, Any], start_ns: int | None = None,
-                end_ns: int | None = None) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    def _sum(self, m: Measurement, value: str, by: tuple[str, ...], where: Mapping[str, Any],
-             start_ns: int | None = None, end_ns: int | None = None) -> dict:
-        raise NotImplementedError
-
-    def ping(self) -> bool:
-        return True
-
-    def version(self) -> str:
-        return "collector"
-
-    def close(self) -> None:
-        pass
-
-
 def output_points(out: StationOutput, timeline: Timeline | None = None) -> list[Point]:
-    """Stride rows, cue events and the processed EMG envelopes of one poll, as points.
+    """Stride rows, cue events, the processed EMG envelopes and angles of one poll, as points.
 
     Each item is tagged with the session its time falls in on ``timeline`` (a stride by its
     initial contact, a cue by its stride, a processed value by its sample time), else
-    ``unassigned``.
+    ``unassigned``. Processed streams: ``emg_envelope`` (a channel per EMG channel, mV),
+    ``hip_angle`` (``hip_flexion_l_deg``, ``hip_flexion_r_deg``) and ``pelvis_angle``
+    (``pelvic_tilt_deg``), all ≤ 100 Hz.
     """
     timeline = timeline or Timeline()
-    c = _Collector()
+    c = PointBuilder()
     e = out.engine
 
     def split(items: list[dict[str, Any]]) -> Any:
@@ -399,4 +527,17 @@ def output_points(out: StationOutput, timeline: Timeline | None = None) -> list[
                              zip(stamps[mask].tolist(),
                                  np.asarray(values, float)[mask].tolist(), strict=True)
                              if math.isfinite(v)]
+    for channel, series in (e.snapshot.get("angles_deg") or {}).items():
+        times = np.asarray(series["time_s"], dtype=float)
+        if not len(times):
+            continue
+        stamps = out.origin_ns + np.round(times * 1e9).astype(np.int64)
+        values = np.asarray(series["value"], dtype=float)
+        for session, _athlete, mask in timeline.split(stamps):
+            template = Point.make(PROCESSED, 0, {"station": out.station, "session": session,
+                                                 "stream": ANGLE_STREAMS.get(channel, "angle"),
+                                                 "channel": channel}, {"value": 0.0})
+            c.points += [Point(PROCESSED, t, template.tags, {"value": v}) for t, v in
+                         zip(stamps[mask].tolist(), values[mask].tolist(), strict=True)
+                         if math.isfinite(v)]
     return c.points

@@ -16,6 +16,7 @@ from .base import (
     MEASUREMENTS,
     TIME_PRECISION,
     FrameRecord,
+    PointBuilder,
     ProcessedSeries,
     SessionMeta,
     Store,
@@ -27,7 +28,8 @@ from .base import (
 from .url import StoreURL, open_store
 
 __all__ = [
-    "MEASUREMENTS", "TIME_PRECISION", "FrameRecord", "InfluxStore", "ProcessedSeries",
+    "MEASUREMENTS", "TIME_PRECISION", "FrameRecord", "InfluxStore", "PointBuilder",
+    "ProcessedSeries",
     "SessionMeta", "SqliteStore", "Store", "StoreError", "StoreRejected", "StoreURL",
     "StoreUnavailable", "StreamCount", "open_store",
 ]

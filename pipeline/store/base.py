@@ -33,6 +33,7 @@ from hipstride.pipeline.engine.schema import (
 __all__ = [
     "CALIBRATION", "CUES", "FRAMES", "MEASUREMENTS", "PHE", "PROCESSED", "SCHEMA_VERSION",
     "SESSIONS", "STRIDES", "TIME_PRECISION", "FrameRecord", "Measurement", "Point",
+    "PointBuilder",
     "ProcessedSeries", "SessionMeta", "Store", "StoreError", "StoreRejected", "StoreUnavailable",
     "StreamCount",
 ]
@@ -493,6 +494,37 @@ class Store(ABC):
                                         json.loads(r.get("channel_onsets_ms") or "{}").items()}
             out.append(rep)
         return out
+
+
+class PointBuilder(Store):
+    """The schema's point making without a database: write with the usual methods
+    (``write_strides``, ``write_calibration`` …), then take :attr:`points` (e.g. to batch
+    them with other writes, or spool them). Reading raises."""
+
+    kind = "points"
+
+    def __init__(self) -> None:
+        self.points: list[Point] = []
+
+    def _write(self, points: Sequence[Point]) -> None:
+        self.points.extend(points)
+
+    def _select(self, m: Measurement, where: Mapping[str, Any], start_ns: int | None = None,
+                end_ns: int | None = None) -> list[dict[str, Any]]:
+        raise NotImplementedError("a PointBuilder only makes points")
+
+    def _sum(self, m: Measurement, value: str, by: tuple[str, ...], where: Mapping[str, Any],
+             start_ns: int | None = None, end_ns: int | None = None) -> dict:
+        raise NotImplementedError("a PointBuilder only makes points")
+
+    def ping(self) -> bool:
+        return True
+
+    def version(self) -> str:
+        return "points"
+
+    def close(self) -> None:
+        pass
 
 
 def _session(r: Mapping[str, Any]) -> SessionMeta:

@@ -286,7 +286,7 @@ def test_gaps_and_overlaps_follow_the_contract(session):
         eng.push_imu("arm", np.zeros((1, 3)), np.zeros((1, 3)), 0.0)
 
 
-STREAM_MODULES = ("stream.py", "stream_kinematics.py")
+STREAM_MODULES = ("stream.py", "stream_kinematics.py", "phases.py")
 ALLOWED = {"__future__", "numpy", "scipy", "collections", "dataclasses", "typing", "math"}
 
 

@@ -47,6 +47,10 @@ def cmd(**body) -> bytes:
     (cmd(command="calibrate", phase="sitting"), "bad_phase"),
     (cmd(command="calibrate"), "bad_phase"),
     (cmd(command="calibrate", phase="mvc", action="pause"), "bad_field"),
+    (cmd(command="calibrate", phase="mvc", muscle="Glute Max"), "bad_field"),
+    (cmd(command="calibrate", phase="standing", muscle="glute_max_l"), "bad_field"),
+    (cmd(command="calibrate", phase="prone", side="left"), "bad_field"),
+    (cmd(command="calibrate", phase="mvc", side="l"), "bad_field"),
     (cmd(command="profile", profile="healthy"), "not_session"),
 ])
 def test_bad_commands_are_refused_with_a_reason(payload, reason):
@@ -65,6 +69,9 @@ def test_good_commands_parse():
     c = parse_command(cmd(command="calibrate", phase="prone", action="stop"))
     assert (c.phase, c.action) == ("prone", "stop")
     assert parse_command(cmd(command="calibrate", phase="mvc")).action == "start"
+    c = parse_command(cmd(command="calibrate", phase="mvc", muscle="glute_max_r"))
+    assert (c.muscle, c.side) == ("glute_max_r", None)
+    assert parse_command(cmd(command="calibrate", phase="prone", side="l")).side == "l"
     assert parse_command(b'{"command": "stop"}').command == "stop"  # version defaults to 1
     assert peek_command(cmd(command="dance", request="r9")) == ("dance", "r9")
     assert peek_command(b"garbage") == (None, None)
@@ -105,7 +112,10 @@ def test_state_machine_start_mark_calibrate_stop():
     reply = ss.reply(T0 + 8, out, "r")
     assert reply["state"] == "idle" and reply["session"] is None
     assert reply["result"] == {"command": "stop", "ok": True, "request": "r",
-                               "session": "tm1-20231114T221320", "end_ns": T0 + 8}
+                               "session": "tm1-20231114T221320", "end_ns": T0 + 8,
+                               "phase": {"phase": "prone", "start_ns": T0 + 6,
+                                         "end_ns": T0 + 8}}
+    assert out.closed_phase["athlete"] == "ana"  # the pipeline analyses the prone window
     assert apply(ss, T0 + 9, command="start", athlete="ana",
                  session="tm1-20231114T221320").reason == "session_exists"
 
