@@ -125,6 +125,14 @@ def _refine(x: NDArray[np.float64], i: int) -> float:
     return float(i)
 
 
+def _median(values: list[float]) -> float:
+    """``np.median`` of a short list of finite floats (the same arithmetic: the middle value,
+    or the mean of the two middle ones), without numpy's per-call cost."""
+    v = sorted(values)
+    m = len(v) // 2
+    return v[m] if len(v) % 2 else (v[m - 1] + v[m]) / 2.0
+
+
 def _hysteresis_min(x: NDArray[np.float64], rise: float) -> tuple[int, int]:
     """First minimum of ``x`` confirmed by a rise of ``rise`` above the running minimum.
 
@@ -139,16 +147,20 @@ def _hysteresis_min(x: NDArray[np.float64], rise: float) -> tuple[int, int]:
 
 def _shank_core(g: NDArray[np.float64], rate_hz: float, *, min_swing_dps: float,
                 min_rise_dps: float, ic_definition: IcDefinition,
-                first_valid_peak: int = 0) -> list[tuple[ShankEvent, int, int]]:
+                first_valid_peak: int = 0, prev_min_idx: int = -1
+                ) -> list[tuple[ShankEvent, int, int, int]]:
     """Shank events in ``g`` (times in samples from ``g[0]``, as floats in the event fields).
 
     Every decision about an event uses only samples in
     ``[peak − MAX_TOE_OFF_TO_PEAK_S, confirmation]``, so running this on a sliding buffer that
-    covers that span gives the same events as on the whole recording.
+    covers that span gives the same events as on the whole recording. Peaks before
+    ``first_valid_peak`` are skipped; ``prev_min_idx`` is then the minimum index of the event
+    before them (the toe-off search of the next event stops there), as a scan from an earlier
+    start would have found it.
 
     Returns
     -------
-    list of (event, peak_index, confirm_index)
+    list of (event, peak_index, confirm_index, minimum_index)
         In time order; the event's times are in samples (not yet seconds).
     """
     n = len(g)
@@ -161,10 +173,9 @@ def _shank_core(g: NDArray[np.float64], rate_hz: float, *, min_swing_dps: float,
     # Local maxima above the amplitude gate (strict on the left, so a flat top counts once).
     cand = np.flatnonzero((g[1:-1] >= min_swing_dps) & (g[1:-1] > g[:-2])
                           & (g[1:-1] >= g[2:])) + 1
-    out: list[tuple[ShankEvent, int, int]] = []
-    prev_min_idx = -1
-    for p in cand:
-        if p < first_valid_peak or p + w >= n:
+    out: list[tuple[ShankEvent, int, int, int]] = []
+    for p in cand[np.searchsorted(cand, first_valid_peak):].tolist():
+        if p + w >= n:
             continue
         left = g[max(0, p - w):p]
         right = g[p + 1:p + w + 1]
@@ -207,7 +218,7 @@ def _shank_core(g: NDArray[np.float64], rate_hz: float, *, min_swing_dps: float,
             raise ValueError(f"unknown ic_definition {ic_definition!r}")
         event = ShankEvent(ic_s=ic, toe_off_s=toe, peak_s=_refine(g, int(p)), zero_s=zero,
                            min_s=t_min, peak_dps=float(g[p]), confirmed_s=float(confirm))
-        out.append((event, int(p), confirm))
+        out.append((event, int(p), confirm, k_min))
         prev_min_idx = k_min
     return out
 
@@ -248,7 +259,7 @@ def gait_shank_events(sagittal_rate_dps: ArrayLike, rate_hz: float, *, start_s: 
         raise ValueError("rate_hz must be positive")
     found = _shank_core(g, rate_hz, min_swing_dps=min_swing_dps, min_rise_dps=min_rise_dps,
                         ic_definition=ic_definition)
-    return [_to_seconds(ev, start_s, rate_hz) for ev, _, _ in found]
+    return [_to_seconds(ev, start_s, rate_hz) for ev, *_ in found]
 
 
 def gait_events_shank(sagittal_rate_dps: ArrayLike, rate_hz: float, *, start_s: float = 0.0,
@@ -407,27 +418,26 @@ def gait_reject_implausible(ic_s: ArrayLike, *, min_s: float = 0.5, max_s: float
     ic = np.asarray(ic_s, dtype=np.float64).ravel()
     if window < 1:
         raise ValueError("window must be >= 1")
-    d = np.diff(ic)
+    # plain floats: a few dozen strides per call (the streaming engine calls this for every
+    # IC), where numpy's per-call cost would dominate; the same arithmetic as np.median
+    d = np.diff(ic).tolist()
     n = len(d)
     reasons = ["" for _ in range(n)]
-    ok_abs = (d >= min_s) & (d <= max_s)
     for k in range(n):
         if d[k] < min_s:
             reasons[k] = "too_short"
         elif d[k] > max_s:
             reasons[k] = "too_long"
-    good = np.flatnonzero(ok_abs)
+    good = [k for k in range(n) if min_s <= d[k] <= max_s]
     half = window // 2
-    for k in np.flatnonzero(ok_abs):
-        pos = int(np.searchsorted(good, k))
+    for pos, k in enumerate(good):
         if causal:
             ref_idx = good[max(0, pos - window):pos]
         else:
-            ref_idx = np.concatenate([good[max(0, pos - half):pos],
-                                      good[pos + 1:pos + 1 + half]])
+            ref_idx = good[max(0, pos - half):pos] + good[pos + 1:pos + 1 + half]
         if len(ref_idx) < 2:
             continue  # too little context to judge: the absolute limits decide
-        ref = float(np.median(d[ref_idx]))
+        ref = _median([d[i] for i in ref_idx])
         if abs(d[k] - ref) > max_dev * ref:
             reasons[k] = "off_median"
     valid = np.array([r == "" for r in reasons], dtype=bool)
@@ -480,6 +490,7 @@ class GaitEventDetector:
         self._buf = np.zeros(0)
         self._buf_start = 0  # absolute index of self._buf[0]
         self._last_peak = -1  # absolute index of the last emitted event's peak
+        self._last_min = -1  # absolute index of its minimum after the zero crossing
         self._keep = round(self.buffer_s * rate_hz)
         self.events: list[ShankEvent] = []
 
@@ -506,15 +517,19 @@ class GaitEventDetector:
         # event with that peak was already handled when the buffer still held it.
         w = max(1, round(PEAK_HALF_WINDOW_S * self.rate_hz))
         first_valid = 0 if self._buf_start == 0 else w
-        found = _shank_core(self._buf, self.rate_hz, first_valid_peak=first_valid, **self._kw)
+        # Only peaks after the last event's can be new: scan from there, with the minimum of
+        # that event (still in the buffer) bounding the next toe-off search, as a scan of the
+        # whole buffer would (its accepted events never change as samples arrive).
+        last = self._last_peak - self._buf_start
+        prev_min = self._last_min - self._buf_start if last >= first_valid else -1
+        found = _shank_core(self._buf, self.rate_hz, first_valid_peak=max(first_valid, last + 1),
+                            prev_min_idx=prev_min, **self._kw)
         new: list[ShankEvent] = []
-        for ev, p, _ in found:
-            p_abs = p + self._buf_start
-            if p_abs <= self._last_peak:
-                continue
+        for ev, p, _, k_min in found:
             new.append(_to_seconds(ev, self.start_s + self._buf_start / self.rate_hz,
                                    self.rate_hz))
-            self._last_peak = p_abs
+            self._last_peak = p + self._buf_start
+            self._last_min = k_min + self._buf_start
         if len(self._buf) > self._keep:
             drop = len(self._buf) - self._keep
             self._buf = self._buf[drop:]

@@ -90,22 +90,42 @@ def quat_from_rotvec(rotvec_rad: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.concatenate([np.cos(half)[..., None], rotvec_rad * k[..., None]], axis=-1)
 
 
+def _cross(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``np.cross`` of (..., 3) vectors with the same arithmetic, without its per-call
+    overhead (moveaxis, broadcasting checks: most of its cost on a live batch)."""
+    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape), dtype=np.result_type(a, b))
+    out[..., 0] = a1 * b2 - a2 * b1
+    out[..., 1] = a2 * b0 - a0 * b2
+    out[..., 2] = a0 * b1 - a1 * b0
+    return out
+
+
 def quat_rotate(q: NDArray[np.float64], v: NDArray[np.float64]) -> NDArray[np.float64]:
     """Rotate vectors ``v`` (..., 3) by unit quaternions ``q`` (..., 4)."""
+    q, v = np.asarray(q), np.asarray(v)
     w = q[..., :1]
     u = q[..., 1:]
-    t = 2.0 * np.cross(u, v)
-    return v + w * t + np.cross(u, t)
+    t = 2.0 * _cross(u, v)
+    return v + w * t + _cross(u, t)
 
 
 def quat_to_matrix(q: NDArray[np.float64]) -> NDArray[np.float64]:
     """Rotation matrices (..., 3, 3) of unit quaternions (..., 4)."""
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
-    ], axis=-2)
+    q = np.asarray(q)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    out = np.empty((*q.shape[:-1], 3, 3), dtype=np.result_type(q, 1.0))
+    out[..., 0, 0] = 1 - 2 * (y * y + z * z)
+    out[..., 0, 1] = 2 * (x * y - w * z)
+    out[..., 0, 2] = 2 * (x * z + w * y)
+    out[..., 1, 0] = 2 * (x * y + w * z)
+    out[..., 1, 1] = 1 - 2 * (x * x + z * z)
+    out[..., 1, 2] = 2 * (y * z - w * x)
+    out[..., 2, 0] = 2 * (x * z - w * y)
+    out[..., 2, 1] = 2 * (y * z + w * x)
+    out[..., 2, 2] = 1 - 2 * (x * x + y * y)
+    return out
 
 
 def _normalize(q: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -297,29 +317,32 @@ class ImuOrientationFilter:
             steps[0] = (1.0, 0.0, 0.0, 0.0)  # the initial orientation is at sample 0
         self._prev_omega = omega[-1].copy()
 
-        idx = self.n_samples + np.arange(n)
-        blk = idx // bsz
-        raw = _block_prefix_product(steps, self.n_samples % bsz, bsz, self._q_part)
-        seg_starts = np.flatnonzero(np.r_[True, blk[1:] != blk[:-1]])
-        seg_ends = np.r_[seg_starts[1:], n]
+        # correction blocks met by this chunk: [start, end) sample ranges (plain ints: a live
+        # batch spans one or two blocks, where numpy calls would cost more than the work)
+        n0 = self.n_samples
+        starts = [0, *range(bsz - n0 % bsz, n, bsz)]
+        ends = [*starts[1:], n]
+        raw = _block_prefix_product(steps, n0 % bsz, bsz, self._q_part)
         prod = _normalize(raw)
 
-        amag = np.linalg.norm(acc, axis=1)
+        f_world = quat_rotate(prod, acc)
         if np.isfinite(self.acc_tolerance_mps2):
+            amag = np.linalg.norm(acc, axis=1)
             w = np.exp(-0.5 * ((amag - G_MPS2) / self.acc_tolerance_mps2) ** 2)
-        else:
-            w = np.ones(n)
-        m = np.add.reduceat(w[:, None] * quat_rotate(prod, acc), seg_starts, axis=0)
-        wsum = np.add.reduceat(w, seg_starts)
+            m = np.add.reduceat(w[:, None] * f_world, starts, axis=0)
+            wsum = np.add.reduceat(w, starts)
+        else:  # unit weights: the same sums without multiplying by ones
+            m = np.add.reduceat(f_world, starts, axis=0)
+            wsum = np.array([float(e - a) for a, e in zip(starts, ends, strict=True)])
         m[0] += self._m_part
         wsum[0] += self._w_part
 
-        q_starts = np.empty((len(seg_starts), 4))
+        q_starts = np.empty((len(starts), 4))
         q = tuple(self._q_start.tolist())
-        ends_q, m_l, w_l = prod[seg_ends - 1].tolist(), m.tolist(), wsum.tolist()
-        for g, end in enumerate(seg_ends.tolist()):
+        ends_q, m_l, w_l = prod[[e - 1 for e in ends]].tolist(), m.tolist(), wsum.tolist()
+        for g, end in enumerate(ends):
             q_starts[g] = q
-            if (int(idx[end - 1]) + 1) % bsz:  # the chunk ends inside this block: keep it open
+            if (n0 + end) % bsz:  # the chunk ends inside this block: keep it open
                 self._q_part, self._m_part, self._w_part = raw[end - 1].copy(), m[g], w_l[g]
                 break
             q = self._corrected(q, tuple(ends_q[g]), tuple(m_l[g]), w_l[g], bsz * dt)
@@ -328,8 +351,11 @@ class ImuOrientationFilter:
             self._m_part, self._w_part = np.zeros(3), 0.0
         self._q_start = np.array(q)
         self.n_samples += n
-        seg_of = np.repeat(np.arange(len(seg_starts)), seg_ends - seg_starts)
-        out = _normalize(quat_multiply(q_starts[seg_of], prod))
+        if len(starts) == 1:
+            out = _normalize(quat_multiply(q_starts[0], prod))
+        else:
+            lengths = [e - a for a, e in zip(starts, ends, strict=True)]
+            out = _normalize(quat_multiply(np.repeat(q_starts, lengths, axis=0), prod))
         self._last = out[-1].copy()
         return out
 
@@ -414,6 +440,28 @@ def _qunit(q: tuple[float, ...]) -> tuple[float, ...]:
     return tuple(c / n for c in q)
 
 
+#: Up to this many blocks of samples, the prefix product folds in plain floats; beyond, the
+#: vectorised form (one numpy call per position in a block) is cheaper.
+_FOLD_MAX_BLOCKS = 8
+
+
+def _fold_blocks(steps: NDArray[np.float64], offset: int, block: int,
+                 q_part: NDArray[np.float64]) -> NDArray[np.float64]:
+    """:func:`_block_prefix_product` for a few blocks (live batches): a fold in plain floats
+    (no per-call numpy overhead), restarting from the identity where a block starts. The same
+    operations in the same order as :func:`quat_multiply` (the identity included), so it is
+    bit-identical to the vectorised form."""
+    w, x, y, z = (float(v) for v in q_part)
+    folded = []
+    for p, (sw, sx, sy, sz) in enumerate(steps.tolist(), start=offset):
+        if p and not p % block:
+            w, x, y, z = 1.0, 0.0, 0.0, 0.0
+        w, x, y, z = (w * sw - x * sx - y * sy - z * sz, w * sx + x * sw + y * sz - z * sy,
+                      w * sy - x * sz + y * sw + z * sx, w * sz + x * sy - y * sx + z * sw)
+        folded.append((w, x, y, z))
+    return np.array(folded, dtype=float).reshape(len(folded), 4)
+
+
 def _block_prefix_product(steps: NDArray[np.float64], offset: int, block: int,
                           q_part: NDArray[np.float64]) -> NDArray[np.float64]:
     """Within each correction block, the running product ``q_part ⊗ s_a ⊗ … ⊗ s_i``.
@@ -428,6 +476,8 @@ def _block_prefix_product(steps: NDArray[np.float64], offset: int, block: int,
     n = len(steps)
     total = offset + n
     n_blocks = -(-total // block)
+    if n <= _FOLD_MAX_BLOCKS * block:
+        return _fold_blocks(steps, offset, block, q_part)
     padded = np.empty((n_blocks * block, 4))
     padded[:offset] = (1.0, 0.0, 0.0, 0.0)
     padded[offset:total] = steps
@@ -436,17 +486,6 @@ def _block_prefix_product(steps: NDArray[np.float64], offset: int, block: int,
     run = np.zeros((n_blocks, 4))
     run[:, 0] = 1.0
     run[0] = q_part
-    if n_blocks == 1:
-        # Live use, a few samples at a time: fold in plain floats (no per-call numpy overhead)
-        # over the positions holding data only. Same operations in the same order as
-        # quat_multiply, so the result is bit-identical.
-        w, x, y, z = (float(v) for v in q_part)
-        out = padded[offset:total]
-        for i, (sw, sx, sy, sz) in enumerate(out.tolist()):
-            w, x, y, z = (w * sw - x * sx - y * sy - z * sz, w * sx + x * sw + y * sz - z * sy,
-                          w * sy - x * sz + y * sw + z * sx, w * sz + x * sy - y * sx + z * sw)
-            out[i] = (w, x, y, z)
-        return out
     for j in range(block):
         run = quat_multiply(run, grid[:, j])
         grid[:, j] = run

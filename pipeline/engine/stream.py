@@ -49,9 +49,9 @@ the same ICs (shank method: < 3 µs), peak hip extension, flexion and tilt withi
 reference), onsets within 0.003 ms and MVC-normalised ratios within 0.2 % (median 2e-5 %:
 window edges of the zero-phase filters). Row latency after the closing IC with 50 ms blocks:
 0.08–0.28 s (IC confirmation ~70 ms + IMU batch ≤ 0.2 s + block). Cost in steady running:
-~1.5 ms per 50 ms block of 6 EMG × 2 kHz + 5 IMUs × 200 Hz (one core, this machine): about a
-third IMU fusion, a third the per-row zero-phase EMG window (half of which is re-designing the
-filters inside ``emg_preprocess``), the rest gait detection, causal envelopes and bookkeeping.
+~0.6 ms CPU per 50 ms block of 6 EMG × 2 kHz + 5 IMUs × 200 Hz (one core, this machine):
+about 45 % the IMU chain, 30 % the per-row zero-phase EMG window, the rest gait detection,
+causal envelopes and bookkeeping (benchmarks/bench_stream.py).
 
 Pure numpy/scipy: no file, network or UI imports.
 """
@@ -68,7 +68,7 @@ from numpy.typing import ArrayLike
 
 from .cues import Baseline, CueThresholds, CueTracker
 from .data import SIDES, EmgData, GaitEvents, Kinematics
-from .emg import emg_mvc_reference
+from .emg import emg_mvc_reference, emg_quality
 from .emg_filters import EmgEnvelopeFilter, emg_filter_design
 from .gait import GaitEventDetector, gait_reject_implausible
 from .stream_kinematics import SampleBuffer, SegmentStream, ThighEventDetector
@@ -778,7 +778,9 @@ class StreamingEngine:
         raw = self._emg_raw.get(i0, i1)[:, use]
         names = tuple(chans[i] for i in use)
         start = self._emg_start + i0 / rate
-        env, tkeo = emg_preprocess(EmgData(raw, names, rate, start, self.emg.signal))
+        quality = emg_quality(raw, rate, self.settings.full_scale_mv)  # once for both uses
+        env, tkeo = emg_preprocess(EmgData(raw, names, rate, start, self.emg.signal),
+                                   quality=quality)
         env = remove_floor(env, self.floor_mv[use])
         if dynamic:
             self._update_reference(st, env, i0, prev)
@@ -786,7 +788,7 @@ class StreamingEngine:
         if ref is None or not np.all(np.isfinite(ref) & (ref > 0)):
             return None, ["missing:emg_reference"]
         flags, notes = channel_flags(raw, names, rate, full_scale_mv=self.settings.full_scale_mv,
-                                     signal=self.emg.signal)
+                                     signal=self.emg.signal, quality=quality)
         activity = MuscleActivity(envelope=env / ref, tkeo_envelope=tkeo, channels=names,
                                   rate_hz=rate, start_s=start, normalization=self.normalization,
                                   reference_mv=ref, flags=flags, notes=notes)

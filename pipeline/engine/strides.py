@@ -24,6 +24,7 @@ from scipy.signal import welch
 from .data import EmgData, GaitEvents, Kinematics
 from .emg import (
     EmgNormalization,
+    EmgQuality,
     emg_clean,
     emg_dynamic_reference,
     emg_envelope,
@@ -74,14 +75,21 @@ class MuscleActivity:
         return round((t_s - self.start_s) * self.rate_hz)
 
 
-def mains_hz(emg: EmgData, *, check_s: float = 30.0) -> float | None:
+def mains_hz(emg: EmgData, *, check_s: float = 30.0, quality: EmgQuality | None = None
+             ) -> float | None:
     """50 or 60 when mains hum dominates any channel (so a notch must go in), else None.
 
     The notch is off by default (DOMAIN.md: good electrode contact beats a notch); it is
-    switched on only for a recording the hum would otherwise make useless.
+    switched on only for a recording the hum would otherwise make useless. ``quality``:
+    :func:`.emg.emg_quality` of the same samples when the caller has it (any ``range_mv``;
+    only its ``mains`` flags are read), for a recording no longer than ``check_s``.
     """
     chunk = np.asarray(emg.samples_mv[: round(check_s * emg.rate_hz)], float)
-    if len(chunk) < emg.rate_hz or not emg_quality(chunk, emg.rate_hz, np.inf).mains.any():
+    if len(chunk) < emg.rate_hz:
+        return None
+    if quality is None or len(chunk) != len(emg.samples_mv):
+        quality = emg_quality(chunk, emg.rate_hz, np.inf)
+    if not quality.mains.any():
         return None
     freqs, psd = welch(chunk - chunk.mean(axis=0), fs=emg.rate_hz,
                        nperseg=round(emg.rate_hz), axis=0)
@@ -89,11 +97,16 @@ def mains_hz(emg: EmgData, *, check_s: float = 30.0) -> float | None:
     return max(power, key=power.get)
 
 
-def emg_preprocess(emg: EmgData) -> tuple[np.ndarray, np.ndarray]:
-    """Zero-phase envelope (mV) and TKEO envelope of every channel of a raw EMG stream."""
+def emg_preprocess(emg: EmgData, *, quality: EmgQuality | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-phase envelope (mV) and TKEO envelope of every channel of a raw EMG stream.
+
+    ``quality``: :func:`.emg.emg_quality` of the same samples, when the caller has it (the
+    streaming engine checks each stride's window anyway), so the mains check is not redone.
+    """
     if emg.signal == "envelope":  # analog envelope modules: already rectified and smoothed
         return np.asarray(emg.samples_mv, float), np.asarray(emg.samples_mv, float)
-    hum = mains_hz(emg)
+    hum = mains_hz(emg, quality=quality)
     design = emg_filter_design(emg.rate_hz, notch_hz=hum) if hum else None
     # Single precision: an hour of 6 x 2 kHz is memory-bound, and 24-bit EMG needs no more.
     clean = emg_clean(np.asarray(emg.samples_mv, np.float32), emg.rate_hz, design=design)
@@ -171,11 +184,13 @@ def noise_floor_mv(envelope: np.ndarray, rate_hz: float, start_s: float,
 
 
 def channel_flags(raw_mv: np.ndarray, channels: tuple[str, ...], rate_hz: float, *,
-                  full_scale_mv: float, signal: str = "raw"
+                  full_scale_mv: float, signal: str = "raw", quality: EmgQuality | None = None
                   ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """Per channel: ``flags`` that leave it out (flat, saturated) and ``notes`` of what was
-    worked around (mains hum: notched in :func:`emg_preprocess`, the channel still counts)."""
-    quality = emg_quality(raw_mv, rate_hz, full_scale_mv)
+    worked around (mains hum: notched in :func:`emg_preprocess`, the channel still counts).
+    ``quality``: ``emg_quality(raw_mv, rate_hz, full_scale_mv)`` when the caller has it."""
+    if quality is None:
+        quality = emg_quality(raw_mv, rate_hz, full_scale_mv)
     flags: dict[str, list[str]] = {}
     notes: dict[str, list[str]] = {}
     for i, channel in enumerate(channels):
