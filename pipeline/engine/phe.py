@@ -87,7 +87,10 @@ class PheThresholds:
     lift_rate_dps : float
         Hip-extension rate (deg/s, low-passed at ``rate_lowpass_hz``) that marks a lift.
     min_lift_deg, max_lift_deg : float
-        Accepted lift size (deg); bigger rotations (lying down, turning over) are not lifts.
+        Accepted lift size (deg). DOMAIN.md's lift of ~10-15 cm is ~7-10° for an 85 cm leg,
+        and active hip extension ends near 20°; a bigger "lift" is something else (a running
+        stride, lying down, turning over) and is not counted (it is kept in
+        :attr:`PheResult.rejected`).
     max_hold_s : float
         Longest lift-to-lowering time (s) accepted as one repetition.
     rest_s : float
@@ -115,7 +118,7 @@ class PheThresholds:
 
     lift_rate_dps: float = 5.0
     min_lift_deg: float = 3.0
-    max_lift_deg: float = 40.0
+    max_lift_deg: float = 20.0
     max_hold_s: float = 8.0
     rest_s: float = 1.0
     onset_k_sd: float = 3.0
@@ -229,12 +232,14 @@ class PheSideSummary:
 
 @dataclass(frozen=True)
 class PheResult:
-    """The whole test: repetitions, per-side averages, advice and notes."""
+    """The whole test: repetitions, per-side averages, advice and notes; ``rejected``: the
+    movements too big to be a lift (above ``max_lift_deg``), so a caller can say so."""
 
     repetitions: tuple[PheRepetition, ...]
     sides: Mapping[str, PheSideSummary]
     advice: Mapping[str, tuple[str, ...]]
     notes: tuple[str, ...] = PHE_NOTES
+    rejected: tuple[PheLift, ...] = ()
 
     def side_repetitions(self, side: str) -> list[PheRepetition]:
         return [r for r in self.repetitions if r.side == side]
@@ -347,7 +352,8 @@ def _backtrack_onset(raw: NDArray[np.float64], cross: int, rest: tuple[float, fl
 
 def phe_detect_repetitions(thigh: ImuData, pelvis: ImuData | None = None, *,
                            start_s: float | None = None, end_s: float | None = None,
-                           thresholds: PheThresholds | None = None) -> list[PheLift]:
+                           thresholds: PheThresholds | None = None,
+                           rejected: list[PheLift] | None = None) -> list[PheLift]:
     """Lifts of one leg: movement onset, end of lift, lowering.
 
     Parameters
@@ -360,6 +366,8 @@ def phe_detect_repetitions(thigh: ImuData, pelvis: ImuData | None = None, *,
         Session-time window of the test (s), e.g. the prone phase; default all data.
     thresholds : PheThresholds, optional
         Settings.
+    rejected : list, optional
+        Receives the movements larger than ``max_lift_deg`` (not lifts of this test).
 
     Returns
     -------
@@ -410,13 +418,17 @@ def phe_detect_repetitions(thigh: ImuData, pelvis: ImuData | None = None, *,
             lower_end += 1
         i_on = math.floor(onset_i)
         lift_deg = float(np.sum(raw[max(0, i_on):hold + 1]) / fs)
-        if not th.min_lift_deg <= lift_deg <= th.max_lift_deg:
+        if lift_deg < th.min_lift_deg:
             continue
         t_on = float(np.interp(onset_i, np.arange(len(t)), t))
-        lifts.append(PheLift(side=side, movement_onset_s=t_on, hold_start_s=float(t[hold]),
-                             lower_start_s=float(t[lower_start]),
-                             lower_end_s=float(t[lower_end]), lift_deg=lift_deg,
-                             detection_s=float(t[a])))
+        lift = PheLift(side=side, movement_onset_s=t_on, hold_start_s=float(t[hold]),
+                       lower_start_s=float(t[lower_start]), lower_end_s=float(t[lower_end]),
+                       lift_deg=lift_deg, detection_s=float(t[a]))
+        if lift_deg > th.max_lift_deg:
+            if rejected is not None:
+                rejected.append(lift)
+            continue
+        lifts.append(lift)
         prev_end = lower_end + 1
     return lifts
 
@@ -603,10 +615,11 @@ def phe_analyze(thighs: Sequence[ImuData] | Mapping[str, ImuData], emg: EmgData,
         env_all = emg_tkeo_envelope(emg_clean(x, fs), fs)
         envelopes = {ch: env_all[:, i] for i, ch in enumerate(emg.channels)}
     reps: list[PheRepetition] = []
+    rejected: list[PheLift] = []
     for imu in imus:
         side = _side_of(imu)
         lifts = phe_detect_repetitions(imu, pelvis, start_s=start_s, end_s=end_s,
-                                       thresholds=th)
+                                       thresholds=th, rejected=rejected)
         muscles = _muscle_channels(emg, side)
         other = "r" if side == "l" else "l"
         channels = [c for c in (f"glute_max_{side}", f"biceps_femoris_{side}",
@@ -629,4 +642,5 @@ def phe_analyze(thighs: Sequence[ImuData] | Mapping[str, ImuData], emg: EmgData,
     sides = {_side_of(imu): _summarise([r for r in reps if r.side == _side_of(imu)])
              for imu in imus}
     advice = {s: phe_advice(summary, s, th) for s, summary in sides.items()}
-    return PheResult(repetitions=tuple(reps), sides=sides, advice=advice)
+    return PheResult(repetitions=tuple(reps), sides=sides, advice=advice,
+                     rejected=tuple(sorted(rejected, key=lambda lift: lift.movement_onset_s)))

@@ -1,6 +1,8 @@
 """Guided phases over windows cut from a simulated session with known phases: standing
 calibration (and its stillness check), MVC per muscle (and its effort checks), the prone
-hip extension test; and what the streaming engine does with the results."""
+hip extension test; and what the streaming engine does with the results. Windows as the
+dashboard cuts them from the endless simulator following commands (the runner takes a moment
+to stop and to lie down) are trimmed to the still / prone part."""
 
 from __future__ import annotations
 
@@ -10,15 +12,21 @@ import numpy as np
 import pytest
 
 from hipstride.edge.simulator import simulate
-from hipstride.edge.simulator.protocols import MVC_REST_S, MVC_TRIAL_S
+from hipstride.edge.simulator.instructions import STOP_S
+from hipstride.edge.simulator.protocols import MVC_REST_S, MVC_TRIAL_S, PRONE_LIE_DOWN_S
+from hipstride.edge.simulator.session import ENDLESS, SessionConfig, SessionGenerator
 from hipstride.pipeline.engine.data import EmgData, ImuData
 from hipstride.pipeline.engine.emg import emg_mvc_reference
 from hipstride.pipeline.engine.phases import (
+    lying_prone_mask,
     phase_mvc,
     phase_prone,
     phase_standing,
+    prone_span,
     segment_motion_deg,
+    still_span,
 )
+from hipstride.pipeline.engine.phe import phe_analyze
 from hipstride.pipeline.engine.stream import EmgStream, ImuStream, StreamingEngine
 from hipstride.pipeline.engine.strides import emg_preprocess, remove_floor
 
@@ -82,8 +90,11 @@ def test_standing_still_gives_the_engines_calibration(sim):
 
 
 def test_moving_during_standing_is_named_in_plain_words(sim):
-    res = standing(sim, 3.0, 9.0)  # the run starts at 6 s
+    res = standing(sim, 3.5, 9.0)  # the run starts at 6 s: still for less than 3 s
     assert not res.ok and res.state is None
+    assert res.problems[0].startswith("no still stretch of 3 s in the standing window (the "
+                                      "longest was 2.")
+    assert res.problems[0].endswith(" s of 5.5 s): stand still for about 5 s and repeat")
     assert any(p.startswith("the pelvis moved ") and p.endswith(
         "° during standing calibration: stand still and repeat") for p in res.problems)
     assert res.result["segments"]["thigh_l"]["moved_deg"] > 20
@@ -189,7 +200,13 @@ def test_prone_test_reports_repetitions_sides_and_advice(sim):
 def test_prone_one_side_and_no_lifts(sim):
     res = prone(sim, side="r")
     assert res.ok and {r["side"] for r in res.result["repetitions"]} == {"r"}
-    res = prone(sim, side="l", a=1.5, b=5.8)  # standing: nothing lifted
+    res = prone(sim, side="l", a=1.5, b=5.8)  # standing: never lay down
+    assert not res.ok and res.result["repetitions"] == []
+    assert res.problems == ["no prone lying detected in the window: lie face down before "
+                            "starting the test"]
+    p = sim.truth.phase("prone")
+    right = p["start_s"] + PRONE_LIE_DOWN_S + REPS * 5.0  # lying; the right leg's lifts only
+    res = prone(sim, side="l", a=right, b=p["end_s"])
     assert not res.ok
     assert res.problems == ["no left lifts were found: lie prone, lift the straight leg about "
                             "10-15 cm, hold 2 s, 3-5 times, and repeat"]
@@ -233,3 +250,148 @@ def test_engine_publishes_hip_and_pelvis_angles_at_100_hz():
             assert 35 < run.max() < 70 and -25 < run.min() < 0  # running hip flexion
         else:
             assert run.min() > -15 and run.max() < 25 and math.isfinite(run.mean())
+
+
+# --- windows as the dashboard cuts them: the endless simulator following commands ----------
+
+class Instructed:
+    """An endless simulated runner commanded like the dashboard does; ``windows``: phase →
+    (start, stop) in session s; ``reps``: the prone lifts' truth as commanded."""
+
+    def __init__(self, seed: int, script: list[tuple[str, float, dict]]) -> None:
+        self.gen = SessionGenerator(SessionConfig(duration_s=ENDLESS, seed=seed),
+                                    record_curves=False)
+        self.desc = {d.stream: d for d in self.gen.descriptions}
+        self.data: dict[str, list[np.ndarray]] = {s: [] for s in self.gen.streams}
+        self.windows: dict[str, tuple[float, float]] = {}
+        self.reps: list[dict] = []
+        self.t = 0.0
+        for phase, hold_s, kw in script:
+            if phase == "running":
+                self.advance(hold_s)
+                continue
+            start = self.gen.instruct(phase, **kw)
+            self.reps += [dict(r) for r in self.gen.instructions.prone_reps
+                          if r["movement_onset_s"] >= start]
+            self.advance(hold_s)
+            self.windows[phase] = (start, self.gen.instruct("running"))
+        self.arrays = {s: np.concatenate(v).astype(float) for s, v in self.data.items()}
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+        for s, d in self.desc.items():
+            have = sum(len(x) for x in self.data[s])
+            self.data[s].append(self.gen.read(s, round(self.t * d.rate_hz) - have))
+
+    def imu(self, seg: str, a: float, b: float) -> ImuData:
+        d = self.desc[f"imu_{seg}"]
+        x = self.arrays[f"imu_{seg}"][round(a * d.rate_hz):round(b * d.rate_hz)]
+        return ImuData(seg, x[:, :3], x[:, 3:], d.rate_hz, round(a * d.rate_hz) / d.rate_hz - a,
+                       np.array(d.mounting, float))
+
+    def emg(self, a: float, b: float, pad_s: float = 0.0) -> EmgData:
+        d = self.desc["emg"]
+        i0, i1 = round((a - pad_s) * d.rate_hz), round(b * d.rate_hz)
+        return EmgData(self.arrays["emg"][i0:i1], d.channel_names, d.rate_hz,
+                       i0 / d.rate_hz - a)
+
+
+@pytest.fixture(scope="module")
+def instructed():
+    return Instructed(4, [("running", 22.0, {}), ("standing", 8.0, {}), ("running", 6.0, {}),
+                          ("prone", 27.0, {"sides": ("l",)}), ("running", 4.0, {})])
+
+
+def instructed_standing(ins: Instructed, a: float, b: float):
+    imus = {s[4:]: ins.imu(s[4:], a, b) for s in ins.desc if s.startswith("imu_")}
+    return phase_standing(imus, ins.emg(a, b), (0.0, b - a))
+
+
+def test_standing_uses_the_still_part_after_the_runner_stops(instructed):
+    a, b = instructed.windows["standing"]
+    imus = {s[4:]: instructed.imu(s[4:], a, b) for s in instructed.desc if s.startswith("imu_")}
+    assert max(segment_motion_deg(i) for i in imus.values()) > 20  # the whole window moved
+    span = still_span(imus, (0.0, b - a))
+    assert STOP_S <= span[0] <= STOP_S + 1.0 and span[1] == pytest.approx(b - a, abs=0.02)
+    res = instructed_standing(instructed, a, b)
+    assert res.ok and res.problems == [] and res.state is not None
+    assert res.result["used_s"] == [pytest.approx(span[0], abs=1e-3),
+                                    pytest.approx(span[1], abs=1e-3)]
+    assert res.result["notes"][0].startswith(f"used the still part of the window, "
+                                             f"{span[0]:.1f}-{span[1]:.1f} s (")
+    assert all(v["ok"] and v["moved_deg"] < 1.0 for v in res.result["segments"].values())
+    # a window with only 2 s of standing in it is refused, naming the segments that moved
+    res = instructed_standing(instructed, a - 5.0, a + STOP_S + 2.2)
+    assert not res.ok and res.state is None and "used_s" not in res.result
+    assert res.problems[0].startswith("no still stretch of 3 s in the standing window")
+    assert any(p.startswith("the left thigh moved ") for p in res.problems)
+
+
+def test_still_span_of_a_still_window_is_all_of_it(sim):
+    imus = {s: imu_window(sim, s, 0.2, 5.8) for s in segments(sim)}
+    assert still_span(imus, (0.0, 5.6)) == pytest.approx((0.0, 5.6), abs=0.02)
+    res = standing(sim, 0.2, 5.8)
+    assert res.result["notes"] == ["the whole 5.6 s window was still and used"]
+
+
+def instructed_prone(ins: Instructed, a: float, b: float, side: str | None = "l"):
+    thighs = {s: ins.imu(s, a, b) for s in ("thigh_l", "thigh_r")}
+    return phase_prone(thighs, ins.emg(a, b, pad_s=1.0), ins.imu("pelvis", a, b),
+                       (0.0, b - a), side=side)
+
+
+def test_prone_is_analysed_where_the_athlete_lies_prone(instructed):
+    a, b = instructed.windows["prone"]
+    pelvis = instructed.imu("pelvis", a, b)
+    lying = pelvis.time_s[lying_prone_mask(pelvis)]
+    # upright while stopping (2 s), prone halfway through lying down (3 s), then prone
+    assert STOP_S + 1.0 < lying[0] < STOP_S + 2.0 and lying[-1] > b - a - 0.01
+    span = prone_span(pelvis, (0.0, b - a))
+    assert span == pytest.approx((lying[0], b - a), abs=0.01)
+    res = instructed_prone(instructed, a, b)
+    assert res.ok and res.problems == []
+    assert res.result["used_s"] == [pytest.approx(span[0], abs=1e-3),
+                                    pytest.approx(span[1], abs=1e-3)]
+    assert res.result["notes"][0].startswith(f"analysed {span[0]:.1f}-{span[1]:.1f} s of the "
+                                             f"{b - a:.1f} s window (")
+    assert res.result["notes"][0].endswith("where the pelvis IMU shows the athlete lying prone")
+    reps = res.result["repetitions"]
+    truth = [r for r in instructed.reps if r["lower_end_s"] < b]
+    assert len(reps) == len(truth) >= 3
+    for rep, t in zip(reps, truth, strict=True):
+        assert rep["side"] == "l" and 5.0 < rep["lift_deg"] < 11.0
+        assert rep["movement_onset_s"] == pytest.approx(t["movement_onset_s"] - a, abs=0.03)
+        assert rep["glute_ham_lag_ms"] == pytest.approx(t["glute_ham_lag_ms"], abs=30)
+    # the same window untrimmed: the running steps before lying down pass as "lifts"
+    whole = phe_analyze({"thigh_l": instructed.imu("thigh_l", a, b)},
+                        instructed.emg(a, b, pad_s=1.0), pelvis, start_s=0.0, end_s=b - a)
+    early = [r for r in whole.repetitions if r.lift.movement_onset_s < span[0]]
+    early += [r for r in whole.rejected if r.movement_onset_s < span[0]]
+    assert early, "the untrimmed window should show the running steps the trimming removes"
+
+
+def test_prone_without_lying_down_is_a_plain_problem(instructed):
+    a, _ = instructed.windows["standing"]
+    res = instructed_prone(instructed, a - 10.0, a)  # running: never lay down
+    assert not res.ok and res.result["repetitions"] == []
+    assert res.problems == ["no prone lying detected in the window: lie face down before "
+                            "starting the test"]
+
+
+def test_absurd_lifts_are_not_counted_and_said_so():
+    ins = Instructed(5, [("running", 20.0, {})])
+    start = ins.gen.instruct("prone", sides=("l",))
+    reps = [r for r in ins.gen.instructions.prone_reps if r["movement_onset_s"] >= start]
+    reps[1]["lift_deg"] = 35.0  # not a 10-15 cm lift: far above hip extension's range
+    ins.advance(27.0)
+    end = ins.gen.instruct("running")
+    ins.advance(2.0)
+    ins.arrays = {s: np.concatenate(v).astype(float) for s, v in ins.data.items()}
+    res = instructed_prone(ins, start, end)
+    assert res.ok
+    onsets = [r["movement_onset_s"] for r in res.result["repetitions"]]
+    assert len(onsets) == len(reps) - 1
+    assert all(abs(o - (reps[1]["movement_onset_s"] - start)) > 1.0 for o in onsets)
+    skipped = [n for n in res.result["notes"] if "was not counted" in n]
+    assert len(skipped) == 1 and skipped[0].startswith("a left leg movement of 3")
+    assert skipped[0].endswith("was not counted: far above a prone lift of 10-15 cm")
