@@ -1,21 +1,36 @@
 """The HipStride dashboard: a Streamlit multipage app (``hipstride dashboard`` runs it).
 
 ``streamlit run dashboard/app.py`` with ``HIPSTRIDE_STORE`` set to a store URL. The pages are
-scripts in ``pages/``; this file only sets the page up and lays out the navigation.
+scripts in ``views/`` — not ``pages/``: Streamlit serves a ``pages/`` folder next to the entry
+script as stand-alone pages, so a deep link would bypass this file and its login. This file
+sets the page up, asks for a login when one is configured (:mod:`hipstride.dashboard.auth`)
+and lays out the navigation. Nothing — not even the page list — is shown before the login.
 """
 
 from pathlib import Path
 
 import streamlit as st
 
-PAGES = Path(__file__).parent / "pages"
+from hipstride.dashboard import auth
+
+PAGES = Path(__file__).parent / "views"
 
 st.set_page_config(page_title="HipStride", page_icon=":material/directions_run:",
                    layout="wide")
+access = auth.current()
+if access is None:  # a login is configured and nobody has logged in yet
+    # every page's address leads to the login (a deep link works once logged in)
+    st.navigation([st.Page(auth.login_page, title="Log in", icon=":material/lock:",
+                           default=True)]
+                  + [st.Page(auth.login_page, title="Log in", url_path=page.stem)
+                     for page in sorted(PAGES.glob("[a-z]*.py"))],
+                  position="hidden").run()
+    st.stop()
+auth.logout_button(access)
 
 navigation = st.navigation({
     "Treadmill": [
-        st.Page(PAGES / "live.py", title="Live", icon=":material/monitor_heart:"),
+        st.Page(PAGES / "live.py", title="Live", icon=":material/monitor_heart:", default=True),
         st.Page(PAGES / "coach.py", title="Coach view", icon=":material/groups:"),
         st.Page(PAGES / "session.py", title="Session control", icon=":material/play_circle:"),
     ],
@@ -25,8 +40,7 @@ navigation = st.navigation({
                 icon=":material/airline_seat_flat:"),
     ],
     "History": [
-        # The default until the live page works (it arrives with the pipeline service).
-        st.Page(PAGES / "review.py", title="Review", icon=":material/insights:", default=True),
+        st.Page(PAGES / "review.py", title="Review", icon=":material/insights:"),
     ],
 })
 navigation.run()

@@ -15,7 +15,8 @@ from hipstride.pipeline import report
 
 from .data import SIDE_NAMES, metric_label
 
-__all__ = ["SIDE_STYLE", "cue_timeline", "progress_chart", "stride_chart"]
+__all__ = ["SIDE_STYLE", "cue_timeline", "envelope_chart", "hip_angle_chart", "live_stride_bars",
+           "progress_chart", "stride_chart"]
 
 #: Side ("Left"/"Right") → (colour, point shape, line dash).
 SIDE_STYLE = {
@@ -140,3 +141,86 @@ def progress_chart(frame: pd.DataFrame, metric: str) -> alt.LayerChart:
     return alt.layer(line, points).properties(height=HEIGHT, title=_axis_title(metric)
                                               ).resolve_scale(color="shared", shape="shared",
                                                               strokeDash="shared")
+
+
+# --- live page: rolling charts and per-stride bars ------------------------------------------------
+#: Muscle → colour (Okabe–Ito, as in the report: glutes bluish green, hamstrings purple).
+MUSCLE_COLOR = {"glute_max": report.GLUTE_COLOR, "biceps_femoris": report.HAMSTRING_COLOR,
+                "erector_spinae": "#56B4E9"}
+LIVE_HEIGHT = 240
+
+
+def _muscle_side(channel: str) -> tuple[str, str]:
+    muscle, _, side = channel.rpartition("_")
+    if side in SIDE_NAMES:
+        return muscle or channel, SIDE_NAMES[side]
+    return channel, "Both"
+
+
+def envelope_chart(series: dict) -> alt.Chart:
+    """The last seconds of every EMG envelope: colour = muscle, dash = side (both named in
+    the legend), x = seconds before now."""
+    records = []
+    for channel, values in series.get("envelope_mv", {}).items():
+        muscle, side = _muscle_side(channel)
+        records += [{"t": t, "mv": v, "muscle": muscle.replace("_", " "), "side": side}
+                    for t, v in zip(series["t_s"], values, strict=False) if v == v]
+    frame = pd.DataFrame(records, columns=["t", "mv", "muscle", "side"])
+    muscles = [m.replace("_", " ") for m in MUSCLE_COLOR]
+    return alt.Chart(frame).mark_line(strokeWidth=2).encode(
+        x=alt.X("t:Q", title="Seconds before now", scale=alt.Scale(domain=[-10, 0], nice=False)),
+        y=alt.Y("mv:Q", title="EMG envelope (mV)"),
+        color=alt.Color("muscle:N", title="Muscle", scale=alt.Scale(
+            domain=muscles, range=list(MUSCLE_COLOR.values())), legend=alt.Legend(orient="top")),
+        strokeDash=alt.StrokeDash("side:N", scale=_SIDE_DASH, title="Side"),
+        detail="side:N",
+    ).properties(height=LIVE_HEIGHT)
+
+
+def hip_angle_chart(series: dict) -> alt.Chart:
+    """The last seconds of hip flexion per side (colour and dash) and the anterior pelvic
+    tilt (grey, dotted), flexion and anterior tilt positive: x = seconds before now."""
+    records = []
+    for key, name in (("hip_l_deg", "Left hip"), ("hip_r_deg", "Right hip"),
+                      ("tilt_deg", "Pelvic tilt")):
+        records += [{"t": t, "deg": v, "what": name}
+                    for t, v in zip(series["t_s"], series.get(key, []), strict=False) if v == v]
+    frame = pd.DataFrame(records, columns=["t", "deg", "what"])
+    names = ["Left hip", "Right hip", "Pelvic tilt"]
+    colours = [SIDE_STYLE["Left"][0], SIDE_STYLE["Right"][0], REFERENCE_COLOR]
+    return alt.Chart(frame).mark_line(strokeWidth=2).encode(
+        x=alt.X("t:Q", title="Seconds before now", scale=alt.Scale(domain=[-10, 0], nice=False)),
+        y=alt.Y("deg:Q", title="Angle (°)"),
+        color=alt.Color("what:N", title=None, scale=alt.Scale(domain=names, range=colours),
+                        legend=alt.Legend(orient="top")),
+        strokeDash=alt.StrokeDash("what:N", title=None, scale=alt.Scale(
+            domain=names, range=[[1, 0], [6, 3], [2, 2]])),
+    ).properties(height=LIVE_HEIGHT)
+
+
+def live_stride_bars(rows: list[dict], metric: str, *, strides: int = 20,
+                     normalization: str = "mvc") -> alt.LayerChart:
+    """The last ``strides`` valid strides per side as bars, left and right of the same stride
+    number next to each other (left first; colour and legend name the side), with the metric's
+    reference band or rule when it has one."""
+    label, _, decimals = metric_label(metric)
+    records = []
+    for side, name in SIDE_NAMES.items():
+        picked = [r for r in rows if r.get("side") == side and r.get("valid", True)
+                  and isinstance(r.get(metric), int | float) and r[metric] == r[metric]]
+        records += [{"stride": int(r.get("stride_index") or 0), "value": float(r[metric]),
+                     "side": name} for r in picked[-strides:]]
+    frame = pd.DataFrame(records, columns=["stride", "value", "side"])
+    bars = alt.Chart(frame).mark_bar().encode(
+        x=alt.X("stride:O", title="Stride", axis=alt.Axis(labelAngle=0, labelOverlap=True)),
+        xOffset=alt.XOffset("side:N", sort=list(SIDE_NAMES.values())),
+        y=alt.Y("value:Q", title=_axis_title(metric)),
+        color=alt.Color("side:N", scale=_SIDE_COLOR, title="Side",
+                        legend=alt.Legend(orient="top")),
+        tooltip=[alt.Tooltip("side:N", title="Side"), alt.Tooltip("stride:O", title="Stride"),
+                 alt.Tooltip("value:Q", title=label, format=f".{decimals}f")])
+    layers: list[alt.Chart] = [bars]
+    ref = _reference(metric, normalization)
+    if ref is not None:
+        layers.insert(0, ref)
+    return alt.layer(*layers).properties(height=LIVE_HEIGHT)

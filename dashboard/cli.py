@@ -15,28 +15,36 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hipstride.config import ConfigError, env
+from hipstride.config import BrokerURL, ConfigError, env
 
 APP = Path(__file__).with_name("app.py")
 DEFAULT_PORT = 8501
 DEFAULT_HOST = "127.0.0.1"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+DEFAULT_BROKER = "mqtt://localhost:1883"
 
 HELP = """\
-Open the HipStride dashboard in the browser: review and compare past sessions, progress
-across weeks, export of strides (CSV). The live, coach, session control, calibration and
-prone test pages arrive with the pipeline service.
+Open the HipStride dashboard in the browser: live treadmill feedback (Live, Coach view),
+session control, guided calibration and the prone hip extension test, and review of past
+sessions (comparison, progress across weeks, CSV export, the report).
 
 The store is the one the pipeline writes: --store, or HIPSTRIDE_STORE.
   sqlite:///hipstride.db                      a SQLite file (relative to this directory)
   sqlite:////var/lib/hipstride/hipstride.db   absolute path (four slashes)
   influx://USER@HOST:8086/hipstride           InfluxDB; the token from HIPSTRIDE_STORE_TOKEN
 
-The dashboard listens on 127.0.0.1 only, unless --host says otherwise. It has no login yet:
-do not expose it beyond this machine.
+The Live and Coach pages follow the stations through the MQTT broker: --broker, or
+HIPSTRIDE_BROKER (default mqtt://localhost:1883); the password in HIPSTRIDE_BROKER_PASSWORD,
+never in the URL. Without a broker the other pages still work.
+
+The dashboard listens on 127.0.0.1 only, unless --host says otherwise. Any other address
+needs a login: HIPSTRIDE_ACCOUNTS (accounts from `hipstride admin add-athlete|add-coach`),
+HIPSTRIDE_DASHBOARD_PASSWORD (one password for a single clinic), or an [auth] section in
+.streamlit/secrets.toml (OIDC via st.login). See docs/dashboard.md.
 
 example:
   hipstride dashboard --store sqlite:///hipstride.db --port 8501
+  hipstride dashboard --store sqlite:///hipstride.db --broker mqtt://coach@localhost:1883
 """
 
 
@@ -53,6 +61,9 @@ def _port(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", metavar="URL",
                         help="store URL (default: HIPSTRIDE_STORE); see above")
+    parser.add_argument("--broker", metavar="URL",
+                        help=f"MQTT broker for the live pages (default: HIPSTRIDE_BROKER, else "
+                             f"{DEFAULT_BROKER}); password in HIPSTRIDE_BROKER_PASSWORD")
     parser.add_argument("--port", type=_port, default=DEFAULT_PORT,
                         help=f"port to listen on (default {DEFAULT_PORT})")
     parser.add_argument("--host", default=DEFAULT_HOST,
@@ -74,6 +85,15 @@ def store_url(url: str | None) -> str:
     return url
 
 
+def broker_url(url: str | None) -> str:
+    """The checked broker URL (``--broker``, else ``HIPSTRIDE_BROKER``, else the default);
+    raises :class:`ConfigError` naming what is wrong. It reaches the app through the
+    environment, never on the ``streamlit run`` command line."""
+    url = url or env("BROKER") or DEFAULT_BROKER
+    BrokerURL.parse(url)
+    return url
+
+
 def command(app: Path, *, host: str, port: int) -> list[str]:
     """The ``streamlit run`` command line: headless, no telemetry, no file watching, and
     no developer menu (no "Deploy" button) for the people using it."""
@@ -85,6 +105,7 @@ def command(app: Path, *, host: str, port: int) -> list[str]:
 
 def run(args: Any) -> int:
     url = store_url(args.store)
+    broker = broker_url(getattr(args, "broker", None))
     if importlib.util.find_spec("streamlit") is None:
         print("hipstride dashboard: Streamlit is not installed: pip install "
               "'hipstride[dashboard]'", file=sys.stderr)
@@ -93,9 +114,16 @@ def run(args: Any) -> int:
         print(f"hipstride dashboard: no store at {url[len('sqlite:///'):]} yet; the pages "
               "will say so until the pipeline creates it", file=sys.stderr)
     if args.host not in LOOPBACK:
-        print(f"hipstride dashboard: listening on {args.host}: the dashboard has no login "
-              "yet, so anyone who can reach this port sees athlete data", file=sys.stderr)
-    environ = {**os.environ, "HIPSTRIDE_STORE": url}
+        from hipstride.dashboard.auth import login_mode
+
+        if login_mode() == "none":
+            print(f"hipstride dashboard: refusing to listen on {args.host} without a login: "
+                  "anyone who can reach it would see athlete data. Set HIPSTRIDE_ACCOUNTS "
+                  "(`hipstride admin add-coach`), HIPSTRIDE_DASHBOARD_PASSWORD, or an [auth] "
+                  "section in .streamlit/secrets.toml; or keep --host 127.0.0.1",
+                  file=sys.stderr)
+            return 2
+    environ = {**os.environ, "HIPSTRIDE_STORE": url, "HIPSTRIDE_BROKER": broker}
     argv = command(APP, host=args.host, port=args.port)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"hipstride dashboard: http://{shown}:{args.port}", file=sys.stderr, flush=True)

@@ -39,7 +39,8 @@ from hipstride.pipeline.store import (
 __all__ = [
     "ALL_ATHLETES", "HEADLINE_METRICS", "SIDES", "SIDE_NAMES", "STORE_ENV", "DataProblem",
     "Headline", "athlete_name", "athletes", "compare_table", "connect", "cue_periods_frame",
-    "findings", "headline", "load_cues", "load_sessions", "load_strides", "metric_label",
+    "findings", "headline", "load_calibration", "load_cues", "load_phe", "load_processed",
+    "load_sessions", "load_strides", "metric_label",
     "normalization", "open_checked", "per_stride_frame", "progress_frame", "session_end_s",
     "session_label", "session_medians", "sessions_for", "store_url", "strides_csv",
     "strides_table", "summary",
@@ -424,3 +425,23 @@ def progress_frame(sessions: Sequence[tuple[SessionMeta, Sequence[Mapping[str, A
                 "strides": sum(1 for r in rows if r.get("side") == side and r.get("valid"))})
     return pd.DataFrame(records, columns=["date", "week", "session", "metric", "side",
                                           "median", "normalization", "strides"])
+
+
+# --- calibration, prone test and processed streams ------------------------------------------------
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def load_calibration(url: str | None, athlete: str) -> dict[str, Any] | None:
+    """The athlete's latest stored calibration of each kind (``Store.calibration``)."""
+    return _read(url, lambda s: s.calibration(athlete))
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def load_phe(url: str | None, session: str) -> list[dict[str, Any]]:
+    """A session's prone hip extension repetitions (``Store.phe``)."""
+    return _read(url, lambda s: s.phe(session))
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def load_processed(url: str | None, station: str, stream: str, start_ns: int,
+                   end_ns: int | None, session: str) -> Any:
+    """A processed stream of a session in ``[start_ns, end_ns)`` (``Store.processed``)."""
+    return _read(url, lambda s: s.processed(station, stream, start_ns, end_ns, session=session))

@@ -1,5 +1,6 @@
 """``hipstride session start|stop|mark|calibrate``: send one control command, print the reply.
 
+The client side of the contract lives in :mod:`hipstride.control` (the dashboard uses it too).
 Publishes ``{"version": 1, "command": …, "request": <random id>}`` on ``…/<station>/control``
 (QoS 1) and waits for the pipeline's retained session state on ``…/<station>/session`` that
 carries the same ``request`` id. Importing this module loads nothing heavy (the CLI builds
@@ -10,11 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import queue
 import sys
-import time
-import uuid
 from typing import Any
 
 __all__ = ["EXIT_NO_REPLY", "EXIT_REFUSED", "HELP", "add_arguments", "build_command", "run",
@@ -68,68 +65,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cal.add_argument("--phase", required=True, choices=("standing", "mvc", "prone"))
     cal.add_argument("--action", dest="phase_action", default="start",
                      choices=("start", "stop"))
+    cal.add_argument("--muscle", metavar="CHANNEL",
+                     help="mvc: the EMG channel of this trial, e.g. glute_max_r")
+    cal.add_argument("--side", choices=("l", "r"), help="prone: the side being tested")
 
 
 def build_command(args: argparse.Namespace) -> dict[str, Any]:
     """The control JSON for parsed arguments (a fresh ``request`` id)."""
-    body: dict[str, Any] = {"version": 1, "command": args.action,
-                            "request": uuid.uuid4().hex}
-    for key in ("athlete", "label", "notes", "session", "note", "phase"):
-        value = getattr(args, key, None)
-        if value is not None:
-            body[key] = value
+    from hipstride import control
+
+    fields = {key: getattr(args, key, None) for key in control.FIELDS[args.action]
+              if key != "action"}
     if args.action == "calibrate":
-        body["action"] = args.phase_action
-    return body
+        fields["action"] = args.phase_action
+    return control.build_command(args.action, **fields)
 
 
 def send_command(broker_url: str | None, station: str, body: dict[str, Any], *,
                  timeout_s: float = 10.0) -> dict[str, Any] | None:
-    """Publish ``body`` (QoS 1) and return the pipeline's reply to it, or None on timeout.
+    """Publish ``body`` (QoS 1) and return the pipeline's reply to it, or None on timeout
+    (:func:`hipstride.control.send_command`, the shared client side of the contract).
 
     Raises :class:`hipstride.mqtt.BrokerError` when the broker cannot be used.
     """
-    from hipstride import topics
-    from hipstride.config import BrokerURL, env
-    from hipstride.mqtt import BrokerUnreachable, Connection, make_client
+    from hipstride import control
 
-    broker = BrokerURL.parse(broker_url or env("BROKER", "mqtt://localhost:1883"))
-    reply_topic = topics.session(station)
-    client = make_client(broker, f"hipstride-session-{os.getpid()}-{uuid.uuid4().hex[:6]}",
-                         clean_session=True, password=env("BROKER_PASSWORD"))
-    inbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
-    subscribed: queue.SimpleQueue[bool] = queue.SimpleQueue()
-    client.on_message = lambda _c, _u, msg: inbox.put(bytes(msg.payload))
-    client.on_subscribe = lambda *_a: subscribed.put(True)
-    connection = Connection(client, broker)
-    connection.on_connect(lambda _sp: client.subscribe(reply_topic, qos=1))
-    end = time.monotonic() + timeout_s
-    connection.open(timeout_s=timeout_s)
-    try:
-        try:  # subscribe before publishing, so the reply cannot be missed
-            subscribed.get(timeout=max(0.1, end - time.monotonic()))
-        except queue.Empty:
-            raise BrokerUnreachable(f"the broker at {broker.redacted()} did not confirm the "
-                                    f"subscription to {reply_topic}") from None
-        info = client.publish(topics.control(station), json.dumps(body), qos=1)
-        while time.monotonic() < end:
-            try:
-                payload = inbox.get(timeout=min(0.2, max(0.01, end - time.monotonic())))
-            except queue.Empty:
-                continue
-            try:
-                reply = json.loads(payload)
-            except ValueError:
-                continue
-            if isinstance(reply, dict) and \
-                    (reply.get("result") or {}).get("request") == body["request"]:
-                return reply
-        if not info.is_published():
-            raise BrokerUnreachable(f"the broker at {broker.redacted()} did not acknowledge "
-                                    f"the command within {timeout_s:g} s")
-        return None
-    finally:
-        connection.close()
+    return control.send_command(broker_url, station, body, timeout_s=timeout_s)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -75,7 +75,7 @@ def test_review_select_session_and_export_csv(dashboard: str, tmp_path: Path) ->
             page = browser.new_page(viewport={"width": 1400, "height": 2200},
                                     accept_downloads=True)
             page.set_default_timeout(WAIT_MS)
-            page.goto(dashboard)
+            page.goto(f"{dashboard}/review")  # a deep link: the app's navigation still runs
             expect(page.get_by_role("heading", name="Review")).to_be_visible()
 
             page.get_by_role("combobox", name=re.compile("^Session")).click()

@@ -119,9 +119,9 @@ def test_problems_are_plain_words(tmp_path) -> None:
 
 
 def test_unreachable_influx_is_a_retryable_problem() -> None:
-    from tests.support.mosquitto import free_port
+    from tests.support.mosquitto import closed_port
 
-    with pytest.raises(data.DataProblem) as problem:
-        data.load_sessions(f"influx://reader:secret@127.0.0.1:{free_port()}/hipstride")
+    with closed_port() as port, pytest.raises(data.DataProblem) as problem:
+        data.load_sessions(f"influx://reader:secret@127.0.0.1:{port}/hipstride")
     assert problem.value.retry and "cannot be reached" in problem.value.title
     assert "secret" not in str(problem.value)

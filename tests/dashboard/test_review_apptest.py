@@ -9,9 +9,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from hipstride.dashboard import data
-from tests.support.mosquitto import free_port
+from tests.support.mosquitto import closed_port
 
-PAGES = Path(data.__file__).parent / "pages"
+PAGES = Path(data.__file__).parent / "views"
 REVIEW = PAGES / "review.py"
 TIMEOUT_S = 30
 
@@ -56,8 +56,8 @@ def test_filled_store_shows_the_session_summary(monkeypatch, filled_store) -> No
     assert all(m.value not in ("", "—") and not m.delta for m in summary), summary
     markdown = "\n".join(m.value for m in at.markdown)
     assert "Glute:hamstring ratio" in markdown and "Drive from the glutes" in markdown
-    assert [t.label for t in at.tabs] == ["Per stride", "Cues", "Strides table", "Compare",
-                                          "Progress"]
+    assert [t.label for t in at.tabs] == ["Per stride", "Gait cycle", "Cues", "Strides table",
+                                          "Compare", "Progress", "Report"]
     # compare picks the athlete's previous session, progress has both
     assert at.selectbox(key="compare_with").value == "anna-1"
     assert any("−" in m.delta or "-" in m.delta for m in at.metric if m.delta)
@@ -87,18 +87,21 @@ def test_missing_sqlite_file(monkeypatch, tmp_path) -> None:
 
 
 def test_unreachable_influxdb_offers_a_retry(monkeypatch) -> None:
-    at = review(monkeypatch, f"influx://reader:secret@127.0.0.1:{free_port()}/hipstride")
-    assert not at.exception
-    assert "cannot be reached" in _text(at)
-    assert "secret" not in _text(at)
-    assert [b.label for b in at.button] == ["Try again"]
-    at.button[0].click().run()
-    assert not at.exception and "cannot be reached" in _text(at)
+    with closed_port() as port:
+        at = review(monkeypatch, f"influx://reader:secret@127.0.0.1:{port}/hipstride")
+        assert not at.exception
+        assert "cannot be reached" in _text(at)
+        assert "secret" not in _text(at)
+        assert [b.label for b in at.button] == ["Try again"]
+        at.button[0].click().run()
+        assert not at.exception and "cannot be reached" in _text(at)
 
 
-@pytest.mark.parametrize("page", ["live", "coach", "session", "calibration", "prone_test"])
-def test_placeholders_say_what_is_coming(page: str) -> None:
+@pytest.mark.parametrize("page", ["session", "calibration", "prone_test"])
+def test_station_pages_without_a_broker_say_how_to_configure_one(monkeypatch, page: str
+                                                                 ) -> None:
+    monkeypatch.delenv("HIPSTRIDE_BROKER", raising=False)
     at = AppTest.from_file(str(PAGES / f"{page}.py"), default_timeout=TIMEOUT_S).run()
     assert not at.exception
-    assert "Arrives with the pipeline service" in _text(at)
+    assert "No broker is configured" in _text(at) and "--broker" in _text(at)
     assert not at.metric  # no invented numbers

@@ -9,12 +9,20 @@ from __future__ import annotations
 import inspect
 import math
 import re
+import subprocess
+import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import altair as alt
+import numpy as np
+import pandas as pd
 import streamlit as st
 
-from hipstride.dashboard import charts, data
+from hipstride.config import env
+from hipstride.dashboard import auth, charts, data, ensembles
 from hipstride.pipeline import report
 from hipstride.pipeline.engine.schema import SUMMARY_METRICS
 from hipstride.pipeline.store import SessionMeta
@@ -248,12 +256,168 @@ def progress_section(meta: SessionMeta, sessions: Sequence[SessionMeta],
                     st.info(f"No {data.metric_label(metric)[0].lower()} in these sessions.")
 
 
+# --- gait cycle ---------------------------------------------------------------------------------
+CYCLE_WINDOW_MIN = 5  # minutes of a session the gait-cycle tab reads at a time
+HIP_STREAM, ENVELOPE_STREAM = "hip_angle", "emg_envelope"
+
+
+_SIDES = list(charts.SIDE_STYLE)
+_SIDE_COLOR = alt.Scale(domain=_SIDES, range=[charts.SIDE_STYLE[s][0] for s in _SIDES])
+_SIDE_DASH = alt.Scale(domain=_SIDES, range=[charts.SIDE_STYLE[s][2] for s in _SIDES])
+
+
+def cycle_chart(frame: pd.DataFrame, title: str) -> alt.LayerChart:
+    """Mean (line) and mean ± SD (band) over the stride, per side (colour and dash)."""
+    base = alt.Chart(frame).encode(
+        x=alt.X("pct:Q", title="Stride (% from initial contact)",
+                scale=alt.Scale(domain=[0, 100], nice=False)),
+        color=alt.Color("side:N", scale=_SIDE_COLOR, title="Side",
+                        legend=alt.Legend(orient="top")))
+    band = base.mark_area(opacity=0.18).encode(y=alt.Y("low:Q", title=title), y2="high:Q")
+    line = base.mark_line(strokeWidth=2.5).encode(
+        y="mean:Q", strokeDash=alt.StrokeDash("side:N", scale=_SIDE_DASH, title="Side"),
+        tooltip=[alt.Tooltip("side:N", title="Side"),
+                 alt.Tooltip("pct:Q", title="% of stride"),
+                 alt.Tooltip("mean:Q", title="Mean", format=".2f"),
+                 alt.Tooltip("strides:Q", title="Strides")])
+    return alt.layer(band, line).properties(height=charts.HEIGHT).resolve_scale(
+        color="shared", strokeDash="shared")
+
+
+def _side_ensembles(series: Any, rows: Sequence[dict[str, Any]],
+                    pick: Any) -> dict[str, ensembles.CycleEnsemble]:
+    out = {}
+    for side in data.SIDES:
+        channels = pick(series.channels, side)
+        if not channels:
+            continue
+        idx = [series.channels.index(c) for c in channels]
+        with np.errstate(all="ignore"):
+            curve = np.nanmean(series.values[:, idx], axis=1) if len(series) else np.array([])
+        out[data.SIDE_NAMES[side]] = ensembles.cycle_ensemble_ns(
+            series.time_ns, curve, *ensembles.stride_bounds_ns(rows, side))
+    return out
+
+
+def _cycle_window(meta: SessionMeta, rows: Sequence[dict[str, Any]]) -> tuple[int, int]:
+    """The part of the session the gait-cycle tab reads: at most CYCLE_WINDOW_MIN minutes."""
+    times = [r["time_ns"] for r in rows if r.get("time_ns") is not None]
+    first = min(times) if times else meta.start_ns
+    last = max(times) + 2 * 10**9 if times else (meta.end_ns or meta.start_ns)
+    span_min = (last - first) / 60e9
+    start = first
+    if span_min > CYCLE_WINDOW_MIN:
+        offset = st.slider("From minute", 0, int(span_min - CYCLE_WINDOW_MIN), 0,
+                           key="cycle_from",
+                           help=f"{CYCLE_WINDOW_MIN} minutes are averaged at a time")
+        start = first + int(offset * 60e9)
+    return start, min(last, start + int(CYCLE_WINDOW_MIN * 60e9))
+
+
+def cycle_section(meta: SessionMeta, rows: Sequence[dict[str, Any]], url: str | None) -> None:
+    start, end = _cycle_window(meta, rows)
+    inside = [r for r in rows if r.get("time_ns") is not None and start <= r["time_ns"] < end]
+    try:
+        hip = data.load_processed(url, meta.station, HIP_STREAM, start, end, meta.session)
+        env_mv = data.load_processed(url, meta.station, ENVELOPE_STREAM, start, end,
+                                     meta.session)
+    except data.DataProblem as problem:
+        show_problem(problem)
+        return
+    st.caption("Mean (line) ± SD (band) over every valid stride, from initial contact (0 %) "
+               "to the next (100 %), per side.")
+    if not len(hip):
+        st.info("No processed hip angles stored for this session.")
+    else:
+        hips = _side_ensembles(hip, inside, lambda ch, s: [c for c in [
+            ensembles.hip_channel(ch, s)] if c])
+        frame = ensembles.cycle_frame(hips)
+        if frame.empty:
+            st.info("The stored hip angles do not cover any valid stride.")
+        else:
+            st.markdown("**Hip flexion** (positive: flexion, negative: extension)")
+            st.altair_chart(cycle_chart(frame, "Hip flexion (°)"), width="stretch")
+    if not len(env_mv):
+        st.info("No processed EMG envelopes stored for this session.")
+        return
+    for title, pick in (("Glute max", lambda ch, s: [c for c in (f"glute_max_{s}",) if c in ch]),
+                        ("Hamstrings", ensembles.hamstring_channels)):
+        frame = ensembles.cycle_frame(_side_ensembles(env_mv, inside, pick))
+        st.markdown(f"**{title} EMG envelope** (mV, as stored: not normalised)")
+        if frame.empty:
+            st.info(f"No {title.lower()} envelope covers a valid stride.")
+        else:
+            st.altair_chart(cycle_chart(frame, f"{title} envelope (mV)"), width="stretch")
+
+
+# --- report ---------------------------------------------------------------------------------------
+REPORT_TIMEOUT_S = 600
+
+
+def recording_path(meta: SessionMeta) -> tuple[Path | None, str]:
+    """The session's recording, or None and why it is not available."""
+    where = env("RECORDINGS_DIR")
+    if not where:
+        return None, ("The session report is built from the pipeline's recording of the "
+                      "session, and this dashboard was not given the recordings folder "
+                      "(HIPSTRIDE_RECORDINGS_DIR, the pipeline's `recordings_dir`).")
+    path = Path(where) / meta.station / f"{meta.station}-{meta.session}.hsrec"
+    if not path.is_file():
+        return None, f"There is no recording of this session in {where} ({path.name})."
+    return path, ""
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def build_report(path: str, athlete: str | None, size: int, mtime_ns: int) -> tuple[bytes, str]:
+    """``hipstride analyze --recording`` in a temporary folder: (report.html, problem)."""
+    with tempfile.TemporaryDirectory() as out:
+        argv = [sys.executable, "-m", "hipstride.cli", "analyze", "--recording", path,
+                "--out", out, "--no-progress"] + (["--athlete", athlete] if athlete else [])
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True,
+                                  timeout=REPORT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return b"", f"the analysis took longer than {REPORT_TIMEOUT_S} s"
+        report_file = Path(out) / "report.html"
+        if done.returncode != 0 or not report_file.exists():
+            lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+            return b"", lines[-1] if lines else f"hipstride analyze exited {done.returncode}"
+        return report_file.read_bytes(), ""
+
+
+def report_section(meta: SessionMeta) -> None:
+    path, why = recording_path(meta)
+    if path is None:
+        st.info(why, icon=":material/description:")
+        return
+    st.caption("The report of `hipstride analyze` for this session, re-analysed from its "
+               "recording: findings, figures, the prone test, data quality. One HTML file.")
+    key = f"report_{meta.session}"
+    if st.button("Build the session report", key="build_report",
+                 icon=":material/description:"):
+        stat = path.stat()
+        with st.spinner("Analysing the recording…"):
+            st.session_state[key] = build_report(str(path), meta.athlete, stat.st_size,
+                                                 stat.st_mtime_ns)
+    built = st.session_state.get(key)
+    if built is None:
+        return
+    html, problem = built
+    if problem:
+        st.error(f"**The report could not be built.** {problem}", icon=":material/error:")
+        return
+    st.download_button("Download the report (HTML)", html, key="report_download",
+                       file_name=_file_name(meta).replace("_strides.csv", "_report.html"),
+                       mime="text/html", icon=":material/download:")
+
+
 # --- the page -----------------------------------------------------------------------------------
 def main() -> None:
+    access = auth.require()
     st.title("Review", anchor=False)
     url = data.store_url()
     try:
-        sessions = data.load_sessions(url)
+        sessions = auth.visible(data.load_sessions(url), access)
     except data.DataProblem as problem:
         show_problem(problem)
         return
@@ -273,19 +437,25 @@ def main() -> None:
         st.info("**This session has no strides.**\n\nEither it has only just started, or no "
                 "running was recognised (standing only, or sensors off). Strides appear here "
                 "as the pipeline finds them.")
+        report_section(meta)
         return
     summary_section(rows, cues)
-    tabs = st.tabs(["Per stride", "Cues", "Strides table", "Compare", "Progress"])
+    tabs = st.tabs(["Per stride", "Gait cycle", "Cues", "Strides table", "Compare", "Progress",
+                    "Report"])
     with tabs[0]:
         strides_section(rows)
     with tabs[1]:
-        cues_section(rows, cues, meta)
+        cycle_section(meta, rows, url)
     with tabs[2]:
-        table_section(rows)
+        cues_section(rows, cues, meta)
     with tabs[3]:
-        compare_section(meta, rows, sessions, url)
+        table_section(rows)
     with tabs[4]:
+        compare_section(meta, rows, sessions, url)
+    with tabs[5]:
         progress_section(meta, sessions, url)
+    with tabs[6]:
+        report_section(meta)
 
 
 main()

@@ -1,0 +1,159 @@
+"""HTML for the Live and Coach pages: big numbers, cue banners, health lists. Pure strings.
+
+Readable from a treadmill two metres away: numbers in 4.2 rem type, the cue in 2.6 rem. Status
+colours are Okabe–Ito (blue / orange / vermillion), and never alone: each level also has an
+icon and a word, and alerts a heavier border. Every dynamic text is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable, Sequence
+
+from .feed import ChannelIssue, CueView, MetricTile, StationView
+
+__all__ = ["LEVEL_STYLE", "cue_banner", "issues_list", "side_panel", "sparkline",
+           "station_card", "tile"]
+
+#: level -> (colour, icon, word). Okabe–Ito: blue, orange, vermillion; greys for no rule/data.
+LEVEL_STYLE = {
+    "ok": ("#0072B2", "✓", "On target"),
+    "info": ("#555555", "•", ""),
+    "none": ("#999999", "–", "No data"),
+    "caution": ("#E69F00", "!", "Watch"),
+    "alert": ("#D55E00", "▲", "Cue"),
+}
+SIDE_WORDS = {"l": "Left", "r": "Right"}
+_TREND_ARROW = {"rising": "↗ rising", "falling": "↘ falling", "steady": "→ steady", "": ""}
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def sparkline(values: Sequence[float], colour: str, *, width: int = 150, height: int = 34
+              ) -> str:
+    """The last strides as a small SVG polyline (gaps skipped); empty with under two values."""
+    pts = [(i, v) for i, v in enumerate(values) if math.isfinite(v)]
+    if len(pts) < 2:
+        return ""
+    low, high = min(v for _, v in pts), max(v for _, v in pts)
+    span = (high - low) or 1.0
+    n = max(len(values) - 1, 1)
+    coords = " ".join(f"{2 + i * (width - 4) / n:.1f},"
+                      f"{height - 3 - (v - low) / span * (height - 6):.1f}" for i, v in pts)
+    last_x, last_y = coords.split(" ")[-1].split(",")
+    return (f'<svg width="{width}" height="{height}" role="img" aria-label="trend of the last '
+            f'{len(pts)} strides"><polyline fill="none" stroke="{colour}" stroke-width="2.5" '
+            f'points="{coords}"/><circle cx="{last_x}" cy="{last_y}" r="3.5" fill="{colour}"/>'
+            "</svg>")
+
+
+def tile(t: MetricTile) -> str:
+    """One big number with its label, status (colour, icon, word) and trend."""
+    colour, icon, word = LEVEL_STYLE.get(t.level, LEVEL_STYLE["info"])
+    unit = f" ({t.unit})" if t.unit not in ("", "°", "%") else ""
+    status = f"{icon} {word}" if word else ""
+    if t.reason and t.level in ("caution", "alert"):
+        status += f" · {t.reason}"
+    border = 6 if t.level == "alert" else 3
+    return (
+        f'<div class="hs-tile hs-{_e(t.level)}" data-metric="{_e(t.metric)}" '
+        f'data-side="{_e(t.side)}" style="border:{border}px solid {colour};border-radius:10px;'
+        'padding:6px 12px;margin-bottom:8px">'
+        f'<div style="font-size:1.05rem;color:#333">{_e(t.label)}{_e(unit)}</div>'
+        f'<div style="display:flex;align-items:center;gap:14px">'
+        f'<span class="hs-value" style="font-size:4.2rem;font-weight:700;line-height:1.1">'
+        f"{_e(t.text)}</span>{sparkline(t.trend, colour)}</div>"
+        f'<div style="font-size:1.05rem;font-weight:600;color:{colour}">{_e(status)}'
+        f'<span style="color:#333;font-weight:400"> {_e(_TREND_ARROW.get(t.trend_word, ""))}'
+        "</span></div></div>")
+
+
+def side_panel(view: StationView, side: str, now_ns: int) -> str:
+    """A side's heading, its four tiles and which stride they come from."""
+    row = view.last_stride.get(side)
+    if row is None:
+        where = "no stride yet"
+        marker = ""
+    else:
+        ago = max(0.0, (now_ns - int(row.get("received_ns") or now_ns)) / 1e9)
+        where = f"stride {row.get('stride_index')} · {ago:.0f} s ago"
+        marker = f"{side}:{row.get('stride_index')}"
+    tiles = "".join(tile(t) for t in view.tiles[side])
+    return (f'<div class="hs-side" data-side="{side}">'
+            f'<div style="font-size:1.6rem;font-weight:700">{SIDE_WORDS[side]}</div>'
+            f'<div class="hs-last-stride" data-stride="{_e(marker)}" '
+            f'style="font-size:0.95rem;color:#555;margin-bottom:6px">{_e(where)}</div>'
+            f"{tiles}</div>")
+
+
+def cue_banner(cues: Sequence[CueView], *, big: int = 2) -> str:
+    """The active cues in plain words, alerts first, the same words on both sides joined
+    ("Drive from the glutes (left and right)"); the first ``big`` large, the rest smaller.
+    A calm line when there is none."""
+    if not cues:
+        colour, icon, _ = LEVEL_STYLE["ok"]
+        return (f'<div class="hs-cue hs-none" style="font-size:1.6rem;color:{colour};'
+                f'padding:6px 0">{icon} No cue: keep going</div>')
+    grouped: dict[tuple[str, str, str | None], list[CueView]] = {}
+    for c in cues:
+        grouped.setdefault((c.words, c.level, c.channel), []).append(c)
+    parts = []
+    for i, ((words, level, channel), group) in enumerate(grouped.items()):
+        colour, icon, _ = LEVEL_STYLE["alert" if level == "alert" else "caution"]
+        sides = [SIDE_WORDS[c.side].lower() for c in group if c.side in SIDE_WORDS]
+        where = f" ({' and '.join(dict.fromkeys(sides))})" if sides else ""
+        if channel:
+            where = f": {channel}"
+        if level == "caution":
+            where += " — caution"
+        size, small = ("2.6rem", "1.4rem") if i < big else ("1.4rem", "1.1rem")
+        parts.append(
+            f'<div class="hs-cue hs-{_e(level)}" data-cue="{_e(group[0].cue)}" '
+            f'style="font-size:{size};font-weight:700;border-left:12px solid {colour};'
+            f'padding:4px 14px;margin:6px 0;background:#f7f7f7">{icon} {_e(words)}'
+            f'<span style="font-size:{small};font-weight:400">{_e(where)}</span></div>')
+    return "".join(parts)
+
+
+def issues_list(issues: Iterable[ChannelIssue]) -> str:
+    """Signal problems named per channel, each with what to check."""
+    items = [f'<li data-where="{_e(i.where)}" data-problem="{_e(i.problem)}">'
+             f"<b>{_e(i.where)}</b> — {_e(i.message)}</li>" for i in issues]
+    if not items:
+        return ""
+    colour = LEVEL_STYLE["alert"][0]
+    return (f'<div class="hs-issues" style="border-left:8px solid {colour};padding:4px 12px;'
+            'font-size:1.1rem"><b>▲ Check the sensors</b><ul style="margin:4px 0">'
+            + "".join(items) + "</ul></div>")
+
+
+def station_card(view: StationView, now_ns: int) -> str:
+    """One station in the coach view: name, state, cues, problems and both sides' numbers."""
+    level = ("alert" if view.attention >= 2 else "caution" if view.attention == 1 else "ok")
+    colour, icon, _ = LEVEL_STYLE[level]
+    words = {3: "Needs attention: silent", 2: "Needs attention", 1: "Watch", 0: "All good"}
+    who = " · ".join(x for x in (view.athlete, view.session, view.phase) if x)
+    reasons = "".join(f"<li>{_e(r)}</li>" for r in view.attention_reasons[:4])
+    rows = []
+    for side in ("l", "r"):
+        cells = "".join(
+            f'<td style="padding:0 10px"><span style="color:{LEVEL_STYLE[t.level][0]}">'
+            f"{LEVEL_STYLE[t.level][1]}</span> <b style='font-size:1.5rem'>{_e(t.text)}</b>"
+            "</td>" for t in view.tiles[side])
+        rows.append(f"<tr><th style='text-align:left'>{SIDE_WORDS[side]}</th>{cells}</tr>")
+    head = "".join(f"<th style='padding:0 10px;font-weight:400'>{_e(t.label)}</th>"
+                   for t in view.tiles["l"])
+    return (
+        f'<div class="hs-station" data-station="{_e(view.station)}" data-attention='
+        f'"{view.attention}" style="border:{6 if view.attention >= 2 else 3}px solid {colour};'
+        'border-radius:10px;padding:8px 14px;margin-bottom:12px">'
+        f'<div style="font-size:1.5rem;font-weight:700">{icon} {_e(view.station)} '
+        f'<span style="font-size:1.1rem;font-weight:600;color:{colour}">'
+        f"{words[view.attention]}</span></div>"
+        f'<div style="color:#555">{_e(who) or "no session"} · {view.strides_total} strides'
+        "</div>"
+        + (f'<ul style="margin:4px 0">{reasons}</ul>' if reasons else "")
+        + f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table></div>")

@@ -1,0 +1,152 @@
+"""Live: one station's feedback, readable from the treadmill two metres away.
+
+Fed by the dashboard's live MQTT client (:mod:`hipstride.dashboard.live_client`), never by
+polling the store. Two fragments refresh on their own: the numbers, cues and signal problems
+twice a second, the rolling charts and per-stride bars once a second. ``?station=NAME`` in the
+address picks the station (the coach view links here that way).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import streamlit as st
+
+from hipstride.dashboard import auth, charts, live_html
+from hipstride.dashboard.feed import StationView
+from hipstride.dashboard.live_client import LiveClient, live_client
+
+NUMBERS_EVERY_S = 0.5
+CHARTS_EVERY_S = 1.0
+STATION_KEY = "live_station"
+SOUND_KEY = "live_sound"
+BAR_METRICS = {"glute_ham_ratio": "Glute:hamstring ratio",
+               "peak_hip_extension_deg": "Peak hip extension"}
+
+
+@st.cache_resource(ttl=10, max_entries=64, show_spinner=False)
+def _chart_specs(_client: LiveClient, station: str, second: int, bars: str) -> dict:
+    """Vega-Lite specs of one station's charts, built at most once a second for all viewers
+    (``second`` is the wall-clock second: the cache key that makes them shared)."""
+    series = _client.feed.series(station)
+    state = _client.feed.state(station)
+    rows = list(state.strides) if state is not None else []
+    norm = next((r.get("normalization") for r in reversed(rows) if r.get("normalization")),
+                "mvc")
+    return {"envelope": charts.envelope_chart(series).to_dict(),
+            "hip": charts.hip_angle_chart(series).to_dict(),
+            "bars": charts.live_stride_bars(rows, bars, normalization=norm).to_dict()}
+
+
+def _say(view: StationView, mode: str) -> None:
+    """Speak (speechSynthesis) or beep (Web Audio) when the set of active cues changes."""
+    words = [c.words for c in view.cues]
+    key = f"live_spoken_{view.station}"
+    if mode == "Off" or not words or st.session_state.get(key) == words:
+        st.session_state[key] = words
+        return
+    st.session_state[key] = words
+    text = json.dumps(". ".join(dict.fromkeys(words)))
+    if mode == "Speak":
+        script = (f"<script>const u=new SpeechSynthesisUtterance({text});"
+                  "window.speechSynthesis.cancel();window.speechSynthesis.speak(u);</script>")
+    else:
+        script = ("<script>const c=new (window.AudioContext||window.webkitAudioContext)();"
+                  "const o=c.createOscillator();o.frequency.value=880;o.connect(c.destination);"
+                  "o.start();o.stop(c.currentTime+0.25);</script>")
+    st.html(script, unsafe_allow_javascript=True)
+
+
+def _pick_station(client: LiveClient, now_ns: int) -> str | None:
+    stations = client.feed.stations(now_ns)
+    wanted = st.query_params.get("station")
+    if wanted and wanted not in stations:
+        stations = sorted({*stations, wanted})
+    if not stations:
+        st.info("**No station has sent anything yet.** Start a station's agent "
+                "(`hipstride edge --station treadmill-1 ...`) and the pipeline "
+                "(`hipstride pipeline ...`); it appears here by itself.",
+                icon=":material/hourglass_empty:")
+        return None
+    current = st.session_state.get(STATION_KEY)
+    if current not in stations:
+        st.session_state[STATION_KEY] = wanted if wanted in stations else stations[0]
+    station = st.selectbox("Station", stations, key=STATION_KEY)
+    if station != wanted:
+        st.query_params["station"] = station
+    return station
+
+
+@st.fragment(run_every=NUMBERS_EVERY_S)
+def numbers() -> None:
+    """Station picker, the feed's health, the cue, signal problems and the big numbers."""
+    client, health = live_client()
+    if client is None:
+        st.warning(f"**{health.title}** {health.hint}", icon=":material/link_off:")
+        return
+    if not health.ok:
+        st.warning(f"**{health.title}** {health.hint}", icon=":material/link_off:")
+    now_ns = time.time_ns()
+    station = _pick_station(client, now_ns)
+    if station is None:
+        return
+    view = client.feed.view(station, now_ns)
+    if view is None:
+        st.warning(f"**Station {station} has sent nothing yet.** Is its agent running, and is "
+                   "this the right station name?", icon=":material/sensors_off:")
+        return
+    if not auth.can_see(ACCESS, view.athlete):
+        st.info(f"**Station {station}** is not running a session of an athlete you follow.",
+                icon=":material/lock:")
+        return
+    if view.silence:
+        st.warning(view.silence[0].upper() + view.silence[1:], icon=":material/sensors_off:")
+    state = " · ".join(x for x in (
+        f"athlete {view.athlete}" if view.athlete else None,
+        f"session {view.session}" if view.session else None,
+        view.phase, f"{view.strides_total} strides") if x)
+    st.caption(state)
+    st.html(live_html.cue_banner(view.cues))
+    issues = live_html.issues_list(view.issues)
+    if issues:
+        st.html(issues)
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.html(live_html.side_panel(view, "l", now_ns))
+    with right:
+        st.html(live_html.side_panel(view, "r", now_ns))
+    for problem in view.problems[-3:]:
+        st.caption(f"Pipeline: {problem}")
+    _say(view, st.session_state.get(SOUND_KEY, "Off"))
+
+
+@st.fragment(run_every=CHARTS_EVERY_S)
+def rolling_charts() -> None:
+    """EMG envelopes and hip angle over the last 10 s; the last strides as bars."""
+    client, _health = live_client()
+    station = st.session_state.get(STATION_KEY)
+    if client is None or not station or client.feed.version(station) < 0:
+        return
+    bars = st.session_state.get("live_bars", "glute_ham_ratio")
+    specs = _chart_specs(client, station, int(time.time()), bars)
+    one, two = st.columns(2)
+    with one:
+        st.markdown("**EMG envelopes** (last 10 s)")
+        st.vega_lite_chart(specs["envelope"], width="stretch")
+    with two:
+        st.markdown("**Hip angle and pelvic tilt** (last 10 s)")
+        st.vega_lite_chart(specs["hip"], width="stretch")
+    st.markdown(f"**Per stride: {BAR_METRICS[bars].lower()}** (last 20 per side)")
+    st.vega_lite_chart(specs["bars"], width="stretch")
+
+
+ACCESS = auth.require()
+st.title("Live")
+with st.sidebar:
+    st.segmented_control("Cue sound", ["Off", "Speak", "Beep"], default="Off", key=SOUND_KEY,
+                         help="Say the cue aloud (or beep) when it changes. Off by default.")
+    st.radio("Per-stride bars", list(BAR_METRICS), key="live_bars",
+             format_func=BAR_METRICS.get)
+numbers()
+rolling_charts()

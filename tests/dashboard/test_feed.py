@@ -1,0 +1,250 @@
+"""The live feed's pure logic: messages in (as the pipeline and the edge agent publish them),
+per-station state and what the Live and Coach pages show out."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from hipstride import topics
+from hipstride.dashboard import feed as f
+from hipstride.dashboard import live_html
+
+T0 = 1_800_000_000 * 10**9
+S = 10**9
+
+
+def stride(side: str, index: int, *, ratio: float = 1.0, ext: float = 9.0, tilt: float = 6.0,
+           cadence: float = 164.0, valid: bool = True, quality: str = "",
+           norm: str = "mvc") -> dict:
+    return {"side": side, "stride_index": index, "stride_start_s": 5.0 + index * 0.73,
+            "stride_time_s": 0.73, "cadence_spm": cadence, "peak_hip_extension_deg": ext,
+            "glute_ham_ratio": ratio, "peak_anterior_tilt_deg": tilt, "valid": valid,
+            "normalization": norm, "quality": quality}
+
+
+def live(t_ns: int, strides: list[dict] = (), *, session: str = "s1", hip_l: float = 20.0,
+         problems: list[str] = ()) -> bytes:
+    """A ``…/live`` message shaped like pipeline/service/runtime.py ``_publish``."""
+    return json.dumps({
+        "version": 1, "station": "tm1", "time_ns": t_ns, "data_time_ns": t_ns - 50_000_000,
+        "phase": "running", "hip_flexion_deg": {"l": hip_l, "r": 30.0}, "pelvic_tilt_deg": 4.0,
+        "envelope_mv": {"glute_max_l": 0.02, "biceps_femoris_l": 0.1},
+        "strides": list(strides), "rejected": {}, "problems": list(problems),
+        "session": session}).encode()
+
+
+def cue(kind: str, name: str = "hamstring_dominant", side: str | None = "l",
+        level: str = "alert", **extra) -> bytes:
+    return json.dumps({"version": 1, "station": "tm1", "time_ns": T0, "session": "s1",
+                       "cue": name, "kind": kind, "side": side, "level": level,
+                       "message": "Drive from the glutes (left)", "stride_start_s": 20.0,
+                       "channel": None, "evidence": {}, **extra}).encode()
+
+
+def status(t_ns: int, problems: list[dict] = (), state: str = "online") -> bytes:
+    body = {"version": 1, "station": "tm1", "state": state, "time_ns": t_ns,
+            "problems": list(problems)}
+    if state == "offline":
+        body["reason"] = "connection lost"
+    return json.dumps(body).encode()
+
+
+def test_live_message_gives_latest_stride_numbers_and_trend() -> None:
+    feed = f.Feed()
+    rows = [stride("l", i, ratio=1.0 + 0.1 * i) for i in range(8)] + [stride("r", 0)]
+    assert feed.handle(topics.live("tm1"), live(T0, rows), T0)
+    view = feed.view("tm1", T0 + S)
+    ratio = view.tiles["l"][0]
+    assert ratio.metric == "glute_ham_ratio" and ratio.text == "1.70"
+    assert ratio.level == "ok" and ratio.trend_word == "rising"
+    assert len(ratio.trend) == 8
+    assert [t.metric for t in view.tiles["r"]] == list(f.HEADLINE)
+    assert view.tiles["r"][1].text == "9.0°"
+    assert view.tiles["r"][3].level == "info"  # cadence has no rule
+    assert view.last_stride["l"]["stride_index"] == 7
+    assert view.silence is None and view.attention == 0 and view.strides_total == 9
+
+
+def test_invalid_strides_do_not_become_the_number() -> None:
+    feed = f.Feed()
+    feed.handle(topics.live("tm1"), live(T0, [stride("l", 0, ratio=0.9),
+                                               stride("l", 1, ratio=5.0, valid=False)]), T0)
+    assert feed.view("tm1", T0).tiles["l"][0].text == "0.90"
+
+
+def test_cue_raise_and_clear_drive_the_banner_and_tile_level() -> None:
+    feed = f.Feed()
+    feed.handle(topics.live("tm1"), live(T0, [stride("l", 0, ratio=0.3)]), T0)
+    feed.handle(topics.cues("tm1"), cue("raise"), T0)
+    view = feed.view("tm1", T0)
+    assert [c.words for c in view.cues] == ["Drive from the glutes"]
+    assert view.tiles["l"][0].level == "alert" and view.attention == 2
+    assert "Drive from the glutes" in live_html.cue_banner(view.cues)
+    feed.handle(topics.cues("tm1"), cue("clear"), T0 + S)
+    view = feed.view("tm1", T0 + S)
+    assert view.cues == ()  # still below the absolute rule (0.6, MVC): caution, not alert
+    assert view.tiles["l"][0].level == "caution"
+    assert "No cue" in live_html.cue_banner(view.cues)
+
+
+def test_asymmetry_cue_marks_its_metric_on_both_sides() -> None:
+    feed = f.Feed()
+    feed.handle(topics.live("tm1"), live(T0, [stride("l", 0), stride("r", 0)]), T0)
+    feed.handle(topics.cues("tm1"), cue("raise", "asymmetry", None, "caution",
+                                        evidence={"metric": "peak_hip_extension_deg"}), T0)
+    view = feed.view("tm1", T0)
+    assert view.tiles["l"][1].level == view.tiles["r"][1].level == "caution"
+    assert view.tiles["l"][0].level == "ok"
+    assert view.attention == 1
+
+
+@pytest.mark.parametrize(("metric", "value", "norm", "level"), [
+    ("glute_ham_ratio", 0.5, "mvc", "caution"),
+    ("glute_ham_ratio", 0.5, "relative", "ok"),  # a relative ratio has no absolute rule
+    ("glute_ham_ratio", 0.7, "mvc", "ok"),
+    ("peak_hip_extension_deg", 4.0, "mvc", "caution"),
+    ("peak_hip_extension_deg", 6.0, "mvc", "ok"),
+    ("peak_anterior_tilt_deg", 12.0, "mvc", "caution"),
+    ("peak_anterior_tilt_deg", 10.0, "mvc", "ok"),
+    ("cadence_spm", 150.0, "mvc", "info"),
+    ("cadence_spm", math.nan, "mvc", "none"),
+])
+def test_metric_levels_follow_the_engine_thresholds(metric, value, norm, level) -> None:
+    assert f.metric_level(metric, value, norm)[0] == level
+
+
+def test_trend_words() -> None:
+    assert f.trend_word("glute_ham_ratio", [1.0, 1.0, 1.01, 1.0]) == "steady"
+    assert f.trend_word("glute_ham_ratio", [1.0, 1.0, 0.5, 0.5]) == "falling"
+    assert f.trend_word("glute_ham_ratio", [1.0, 0.5]) == ""
+
+
+@pytest.mark.parametrize(("topic", "payload", "reason"), [
+    ("hipstride/v1/tm1/live", b"{not json", "json"),
+    ("hipstride/v1/tm1/live", b"[1, 2]", "json"),
+    ("hipstride/v1/tm1/live", b'{"version": 2}', "version"),
+    ("hipstride/v1/TM 1/live", b"{}", "topic"),
+    ("other/thing", b"{}", "topic"),
+    ("hipstride/v1/tm1/frames/emg", b"{}", "kind"),
+    ("hipstride/v1/tm1/cues", b'{"version": 1, "cue": "x"}', "payload"),
+    ("hipstride/v1/tm1/live", b"\xff\xfe", "json"),
+])
+def test_bad_messages_are_counted_not_raised(topic, payload, reason) -> None:
+    feed = f.Feed()
+    assert not feed.handle(topic, payload, T0)
+    assert feed.rejected[reason] == 1 and feed.last_rejection
+
+
+def test_odd_fields_do_not_break_the_view() -> None:
+    feed = f.Feed()
+    body = {"version": 1, "time_ns": "soon", "hip_flexion_deg": [1, 2], "envelope_mv": None,
+            "strides": [{"side": "x"}, "junk", {"side": "l", "glute_ham_ratio": "high"}],
+            "pelvic_tilt_deg": None, "phase": 3}
+    assert feed.handle(topics.live("tm1"), json.dumps(body), T0)
+    view = feed.view("tm1", T0)
+    assert view.tiles["l"][0].text == "—" and view.tiles["l"][0].level == "none"
+    assert view.strides_total == 1
+
+
+def test_state_is_bounded() -> None:
+    feed = f.Feed()
+    for i in range(2000):
+        t = T0 + i * 100_000_000
+        feed.handle(topics.live("tm1"), live(t, [stride("l", i)]), t)
+        feed.handle(topics.cues("tm1"), cue("raise" if i % 2 else "clear"), t)
+    state = feed.state("tm1")
+    assert len(state.strides) == f.MAX_STRIDES and state.strides_total == 2000
+    assert len(state.samples) <= f.WINDOW_S * 10 + 1
+    assert len(state.events) == f.MAX_EVENTS
+    columns = feed.series("tm1")
+    assert columns["t_s"][0] >= -f.WINDOW_S and columns["t_s"][-1] == 0
+    assert set(columns["envelope_mv"]) == {"glute_max_l", "biceps_femoris_l"}
+
+
+def test_a_new_session_starts_a_new_trend() -> None:
+    feed = f.Feed()
+    feed.handle(topics.live("tm1"), live(T0, [stride("l", 0)], session="a"), T0)
+    feed.handle(topics.live("tm1"), live(T0 + S, [stride("l", 0, ratio=0.5)], session="b"),
+                T0 + S)
+    assert [r["glute_ham_ratio"] for r in feed.state("tm1").strides] == [0.5]
+
+
+def test_silence_is_said_in_plain_words() -> None:
+    feed = f.Feed()
+    feed.handle(topics.status("tm1"), status(T0), T0)
+    assert "pipeline has sent no live data" in feed.view("tm1", T0).silence
+    feed.handle(topics.live("tm1"), live(T0), T0)
+    assert feed.view("tm1", T0 + 2 * S).silence is None
+    text = feed.view("tm1", T0 + 12 * S).silence
+    assert text == "station tm1 has sent nothing for 12 s: is its agent running?"
+    feed.handle(topics.status("tm1"), status(T0 + 13 * S, state="offline"), T0 + 13 * S)
+    view = feed.view("tm1", T0 + 20 * S)
+    assert "offline for 7 s (connection lost)" in view.silence and view.attention == 3
+
+
+def test_live_from_the_pipeline_stops_while_the_agent_talks() -> None:
+    feed = f.Feed()
+    feed.handle(topics.live("tm1"), live(T0), T0)
+    feed.handle(topics.status("tm1"), status(T0 + 9 * S), T0 + 9 * S)
+    assert "the pipeline has sent no live data for station tm1 for 10 s" in feed.view(
+        "tm1", T0 + 10 * S).silence
+
+
+def test_a_retained_status_keeps_its_own_age() -> None:
+    feed = f.Feed()  # a retained status from five minutes ago arrives now
+    feed.handle(topics.status("tm1"), status(T0 - 300 * S), T0)
+    assert "nothing for 5 min" in feed.view("tm1", T0).silence
+    assert feed.stations(T0) == ["tm1"]
+    assert feed.stations(T0, forget_after_s=60) == []
+
+
+def test_channel_problems_are_named() -> None:
+    feed = f.Feed()
+    problems = [
+        {"stream": "emg", "channel": "glute_max_l", "problem": "flat",
+         "message": "emg/glute_max_l is flat at 0 mV: electrode off or lead broken? check "
+                    "the electrode and its cable"},
+        {"stream": "imu_thigh_r", "channel": None, "problem": "silent",
+         "message": "imu_thigh_r is silent (no samples for 2.0 s): sensor unplugged?"}]
+    feed.handle(topics.status("tm1"), status(T0, problems), T0)
+    feed.handle(topics.live("tm1"), live(T0, [
+        stride("r", 0, quality="saturated:biceps_femoris_r;missing:glute_max_l")]), T0)
+    issues = feed.view("tm1", T0).issues
+    assert [(i.where, i.problem, i.source) for i in issues] == [
+        ("emg/glute_max_l", "flat", "agent"), ("imu_thigh_r", "silent", "agent"),
+        ("biceps_femoris_r", "saturated", "strides")]
+    html = live_html.issues_list(issues)
+    assert "electrode off" in html and "imu_thigh_r" in html and "saturated" in html
+    assert feed.view("tm1", T0).attention == 2
+
+
+def test_coach_order_puts_attention_first() -> None:
+    feed = f.Feed()
+    for name in ("a-ok", "b-cue", "c-silent"):
+        feed.handle(topics.live(name), live(T0, [stride("l", 0)]), T0)
+    feed.handle(topics.live("a-ok"), live(T0 + 9 * S), T0 + 9 * S)
+    feed.handle(topics.live("b-cue"), live(T0 + 9 * S), T0 + 9 * S)
+    feed.handle(topics.cues("b-cue"), cue("raise"), T0 + 9 * S)
+    views = [feed.view(s, T0 + 10 * S) for s in feed.stations(T0 + 10 * S)]
+    assert [v.station for v in f.coach_order(views)] == ["c-silent", "b-cue", "a-ok"]
+    card = live_html.station_card(f.coach_order(views)[0], T0 + 10 * S)
+    assert 'data-station="c-silent"' in card and "is its agent running?" in card
+
+
+def test_html_escapes_what_comes_off_the_wire() -> None:
+    feed = f.Feed()
+    feed.handle(topics.status("tm1"), status(T0, [{"stream": "emg", "channel": "<b>x</b>",
+                                                    "problem": "flat",
+                                                    "message": "<script>alert(1)</script>"}]),
+                T0)
+    html = live_html.issues_list(feed.view("tm1", T0).issues)
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_sparkline_skips_gaps() -> None:
+    assert live_html.sparkline([1.0], "#000") == ""
+    svg = live_html.sparkline([1.0, math.nan, 2.0, 3.0], "#000")
+    assert svg.startswith("<svg") and svg.count(",") == 3
