@@ -224,6 +224,20 @@ def _dashboard(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace]
     return run
 
 
+def _demo(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    from hipstride.demo import HELP, add_arguments
+
+    parser.description = HELP
+    add_arguments(parser)
+
+    def run(args: argparse.Namespace) -> int:
+        from hipstride.demo import run as run_demo
+
+        return run_demo(args)
+
+    return run
+
+
 SIMULATE_HELP = """\
 Write a simulated session to files: emg.csv and imu.csv (the CSV format of docs/formats.md),
 session.hsrec (a recording, as the pipeline keeps them) and truth.json / truth.npz (the ground
@@ -279,7 +293,10 @@ COMMANDS = {
                 _session),
     "simulate": ("write a simulated session (CSV, recording, ground truth) to files",
                  SIMULATE_HELP, _simulate),
-    "dashboard": ("open the dashboard: review, compare and export sessions", "", _dashboard),
+    "dashboard": ("open the dashboard: live feedback, sessions, calibration, tests, review",
+                  "", _dashboard),
+    "demo": ("run everything on this machine: broker, simulated stations, pipeline, "
+             "dashboard", "", _demo),
     "admin": ("manage a deployment's accounts: stations, athletes, coaches", "", _admin),
 }
 
