@@ -493,6 +493,14 @@ def _cue_words(cue: Mapping[str, Any]) -> str:
     return CUES.get(str(cue.get("cue")), str(cue.get("message") or cue.get("cue")))
 
 
+def _tile_reasons(tiles: Mapping[str, tuple[MetricTile, ...]]) -> list[str]:
+    """A number past its cue's absolute rule without a cue (yet), in words: "Left
+    glute:hamstring ratio 0.18: below 0.60" — so a card that says "Watch" says why."""
+    side_words = {"l": "Left", "r": "Right"}
+    return [f"{side_words[side]} {t.label[:1].lower()}{t.label[1:]} {t.text}: {t.reason}"
+            for side, ts in tiles.items() for t in ts if t.level == "caution" and t.reason]
+
+
 def station_view(state: StationState, now_ns: int) -> StationView:
     """What the Live and Coach pages show of one station at ``now_ns``."""
     strides = list(state.strides)
@@ -519,10 +527,10 @@ def station_view(state: StationState, now_ns: int) -> StationView:
     if alerts or issues:
         attention = max(attention, 2)
         reasons += [c.message for c in alerts] + [i.message for i in issues]
-    if any(c.level == "caution" for c in cues) or any(
-            t.level == "caution" for ts in tiles.values() for t in ts):
+    cautions = [c.message for c in cues if c.level == "caution"] + _tile_reasons(tiles)
+    if cautions:
         attention = max(attention, 1)
-        reasons += [c.message for c in cues if c.level == "caution"]
+        reasons += cautions
     session = state.session or {}
     return StationView(
         station=state.station, tiles=tiles, last_stride=last_stride, cues=cues,
@@ -536,8 +544,9 @@ def station_view(state: StationState, now_ns: int) -> StationView:
 
 
 def coach_order(views: Iterable[StationView]) -> list[StationView]:
-    """Stations needing attention first (silent, then alerts, then cautions), then by name."""
-    return sorted(views, key=lambda v: (-v.attention, v.station))
+    """Stations needing attention first (silent, then alerts, then cautions), within a level
+    the one with more active cues and problems first, then by name."""
+    return sorted(views, key=lambda v: (-v.attention, -len(v.attention_reasons), v.station))
 
 
 def series(state: StationState) -> dict[str, list]:

@@ -25,6 +25,10 @@ LEVEL_STYLE = {
     "alert": ("#D55E00", "▲", "Cue"),
 }
 SIDE_WORDS = {"l": "Left", "r": "Right"}
+#: The coach card's column headers: short enough for two cards side by side at 1280 px; the
+#: full name is the header's tooltip and is in the legend under the table.
+SHORT_LABELS = {"glute_ham_ratio": "G:H ratio", "peak_hip_extension_deg": "Hip ext.",
+                "peak_anterior_tilt_deg": "Pelvic tilt", "cadence_spm": "Cadence"}
 _TREND_ARROW = {"rising": "↗ rising", "falling": "↘ falling", "steady": "→ steady", "": ""}
 
 
@@ -130,30 +134,53 @@ def issues_list(issues: Iterable[ChannelIssue]) -> str:
             + "".join(items) + "</ul></div>")
 
 
+def _full_label(t: MetricTile) -> str:
+    unit = f" ({t.unit})" if t.unit not in ("", "°", "%") else ""
+    return f"{t.label}{unit}"
+
+
 def station_card(view: StationView, now_ns: int) -> str:
-    """One station in the coach view: name, state, cues, problems and both sides' numbers."""
+    """One station in the coach view: name, state, why it needs attention, and both sides'
+    numbers in a table that fits the card (short headers; full names as tooltips and in a
+    legend)."""
     level = ("alert" if view.attention >= 2 else "caution" if view.attention == 1 else "ok")
     colour, icon, _ = LEVEL_STYLE[level]
     words = {3: "Needs attention: silent", 2: "Needs attention", 1: "Watch", 0: "All good"}
     who = " · ".join(x for x in (view.athlete, view.session, view.phase) if x)
-    reasons = "".join(f"<li>{_e(r)}</li>" for r in view.attention_reasons[:4])
+    shown = view.attention_reasons[:4]
+    more = len(view.attention_reasons) - len(shown)
+    reasons = "".join(f"<li>{_e(r)}</li>" for r in shown) + (
+        f"<li>and {more} more</li>" if more > 0 else "")
+    cell = "padding:2px 4px;text-align:right;white-space:nowrap"
     rows = []
     for side in ("l", "r"):
         cells = "".join(
-            f'<td style="padding:0 10px"><span style="color:{LEVEL_STYLE[t.level][0]}">'
-            f"{LEVEL_STYLE[t.level][1]}</span> <b style='font-size:1.5rem'>{_e(t.text)}</b>"
-            "</td>" for t in view.tiles[side])
-        rows.append(f"<tr><th style='text-align:left'>{SIDE_WORDS[side]}</th>{cells}</tr>")
-    head = "".join(f"<th style='padding:0 10px;font-weight:400'>{_e(t.label)}</th>"
-                   for t in view.tiles["l"])
+            f'<td class="hs-cell hs-{_e(t.level)}" data-metric="{_e(t.metric)}" '
+            f'title="{_e(_full_label(t))}: {_e(t.text)}" style="{cell}">'
+            f'<span style="color:{LEVEL_STYLE[t.level][0]}">{LEVEL_STYLE[t.level][1]}</span> '
+            f"<b style='font-size:1.35rem'>{_e(t.text)}</b></td>" for t in view.tiles[side])
+        rows.append(f"<tr><th scope='row' style='text-align:left;padding:2px 4px'>"
+                    f"{SIDE_WORDS[side]}</th>{cells}</tr>")
+    tiles = view.tiles["l"]
+    head = "".join(
+        f"<th scope='col' title=\"{_e(_full_label(t))}\" style='{cell};font-weight:400;"
+        f"color:#333'>{_e(SHORT_LABELS.get(t.metric, t.label))}</th>" for t in tiles)
+    legend = " · ".join(f"{_e(SHORT_LABELS[t.metric])} = {_e(_full_label(t).lower())}"
+                        for t in tiles if t.metric in SHORT_LABELS
+                        and SHORT_LABELS[t.metric].lower() != _full_label(t).lower())
     return (
         f'<div class="hs-station" data-station="{_e(view.station)}" data-attention='
         f'"{view.attention}" style="border:{6 if view.attention >= 2 else 3}px solid {colour};'
-        'border-radius:10px;padding:8px 14px;margin-bottom:12px">'
+        'border-radius:10px;padding:8px 12px;margin-bottom:12px;overflow-wrap:anywhere">'
         f'<div style="font-size:1.5rem;font-weight:700">{icon} {_e(view.station)} '
         f'<span style="font-size:1.1rem;font-weight:600;color:{colour}">'
         f"{words[view.attention]}</span></div>"
         f'<div style="color:#555">{_e(who) or "no session"} · {view.strides_total} strides'
         "</div>"
-        + (f'<ul style="margin:4px 0">{reasons}</ul>' if reasons else "")
-        + f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table></div>")
+        + (f'<ul class="hs-reasons" style="margin:4px 0">{reasons}</ul>' if reasons else "")
+        + '<table style="width:100%;table-layout:fixed;border-collapse:collapse;'
+        'margin-top:4px"><colgroup><col style="width:16%"></colgroup>'
+        f"<tr><th></th>{head}</tr>{''.join(rows)}</table>"
+        + (f'<div class="hs-legend" style="font-size:0.8rem;color:#666;margin-top:2px">'
+           f"{legend}</div>" if legend else "")
+        + "</div>")

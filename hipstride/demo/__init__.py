@@ -17,7 +17,10 @@ Run everything on this machine, nothing to install but pip: an MQTT broker insid
 process, simulated stations (a healthy runner and a hamstring-dominant one, running until
 you stop them), the pipeline with the embedded SQLite store, and the dashboard, opened in
 the browser on the Live page. A session is started on every station, so the numbers move
-within seconds.
+within seconds. On the first run the demo then asks each runner for a maximal contraction
+of every EMG muscle (MVC trials, about a minute, both stations at once), so that the EMG is
+normalised to MVC and the hamstring-dominant runner is cued "Drive from the glutes"; later
+runs reuse the stored references.
 
 Ctrl-C (or SIGTERM) stops it all in order: the sessions are closed (so they show up in
 Review next time), the stations send what they still hold, the pipeline writes it, then the

@@ -2,7 +2,9 @@
 nothing.
 
 Start: broker (in this process) → pipeline → edge agents (simulator, endless) → a session per
-station (the control topic, as ``hipstride session start``) → dashboard → browser.
+station (the control topic, as ``hipstride session start``) → dashboard → browser → MVC trials
+on every station whose athlete has no stored MVC reference (:mod:`.calibrate`, the stations in
+parallel, while the browser shows them).
 Stop (Ctrl-C, SIGTERM, or a component that died): close the sessions and wait for the
 pipeline's replies → SIGINT the agents (they send what their spools still hold) → SIGINT the
 pipeline (it flushes its batch and closes the recordings) → stop the dashboard → the broker.
@@ -25,15 +27,21 @@ from typing import Any
 
 from . import PROFILES, STATION_NAMES
 from .broker import BrokerStartError, EmbeddedBroker, free_port, port_in_use
+from .calibrate import TRIAL_S, calibrate_station, plan
 from .children import Child, stop_all
 
 EXIT_OK, EXIT_RUNTIME = 0, 1
+REPLY_JOIN_S = 12.0  # a calibration thread in the middle of a command finishes within this
 ATHLETES = {"healthy": "demo-healthy-runner", "hamstring_dominant": "demo-hamstring-runner",
             "limited_extension": "demo-limited-runner", "asymmetry": "demo-asymmetry-runner"}
 
 
+_SAY_LOCK = threading.Lock()
+
+
 def say(what: str, end: str = "\n") -> None:
-    print(what, end=end, file=sys.stderr, flush=True)
+    with _SAY_LOCK:  # whole lines, also from the calibration threads
+        print(what, end=end, file=sys.stderr, flush=True)
 
 
 class DemoError(RuntimeError):
@@ -55,6 +63,7 @@ class Demo:
         self.agents: list[Child] = []
         self.dashboard: Child | None = None
         self.control: Any = None
+        self.start_replies: dict[str, dict[str, Any] | None] = {}
         self.stopping = threading.Event()
         self.hurry = threading.Event()
         self._lock_file: Any = None
@@ -122,17 +131,19 @@ class Demo:
         for station, profile in zip(self.stations, self.profiles, strict=True):
             say(f"session     {station} … ", end="")
             say(self._start_session(station, ATHLETES[profile]))
-        say(f"dashboard   http://127.0.0.1:{self.dashboard_port} … ", end="")
+        home = f"http://127.0.0.1:{self.dashboard_port}/"
+        say(f"dashboard   {home} … ", end="")
         self.dashboard = Child("dashboard", [
             "dashboard", "--store", self.store_url, "--broker", url,
             "--port", str(self.dashboard_port)],
             self.data_dir / "logs" / "dashboard.log", env).start()
         self._wait_for_dashboard()
         say("ok")
-        live = f"http://127.0.0.1:{self.dashboard_port}/live"
         if self.open_browser and not self.stopping.is_set():
-            webbrowser.open(live)
-        say(f"\nHipStride demo running: {live}  (Ctrl-C to stop)")
+            webbrowser.open(home)  # the Live page is the dashboard's default page
+        self._calibrate()
+        if not self.stopping.is_set():
+            say(f"\nHipStride demo running: {home}  (Ctrl-C to stop)")
 
     def _lock_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -165,7 +176,8 @@ class Demo:
 
         self.control = ControlClient(self.broker.url, password=self.broker.password,
                                      name="demo", stations=self.stations,
-                                     kinds=("session",)).open(timeout_s=10.0)
+                                     kinds=("session", "results", "streams")
+                                     ).open(timeout_s=10.0)
 
     def _wait_for_pipeline(self, timeout_s: float = 60.0) -> None:
         """The pipeline is ready when it answers a command; ``stop`` on an idle station is a
@@ -190,12 +202,61 @@ class Demo:
 
         reply = self.control.send(station, build_command("start", athlete=athlete,
                                                          label="demo run"), timeout_s=10.0)
+        self.start_replies[station] = reply
         if reply is None:
             return "no reply from the pipeline (the data is kept as 'unassigned')"
         result = reply.get("result") or {}
         if not result.get("ok"):
             return f"refused: {result.get('message') or result.get('reason')}"
         return f"{reply.get('session')} ok"
+
+    def _calibrate(self, channels_timeout_s: float = 15.0) -> None:
+        """MVC trials on every station with a running session whose athlete has no stored
+        MVC reference, the stations in parallel (docs/demo.md, "Calibration")."""
+        started = [s for s, r in self.start_replies.items()
+                   if ((r or {}).get("result") or {}).get("ok")]
+        end = time.monotonic() + channels_timeout_s
+        while (not self.stopping.is_set() and time.monotonic() < end
+               and not all(self.control.emg_channels(s) for s in started)):
+            self._check_alive()
+            self.stopping.wait(0.2)
+        threads = []
+        for station in started:
+            channels = self.control.emg_channels(station)
+            if not channels:
+                say(f"calibrate   {station} … skipped: the station described no EMG channels "
+                    f"within {channels_timeout_s:g} s (EMG ratios stay relative)")
+                continue
+            todo = plan(self.start_replies[station], channels).channels
+            if todo:
+                say(f"calibrate   {station} … no MVC reference yet: {len(todo)} maximal "
+                    f"contractions, about {len(todo) * (TRIAL_S + 2):.0f} s")
+            threads.append(threading.Thread(
+                target=self._calibrate_station, args=(station, channels), daemon=True,
+                name=f"calibrate-{station}"))
+        for thread in threads:
+            thread.start()
+        while any(t.is_alive() for t in threads) and not self.stopping.is_set():
+            for t in threads:
+                t.join(0.5)
+            try:
+                self._check_alive()
+            except DemoError:
+                self.stopping.set()  # the threads stop; the watch reports the child
+                break
+        for thread in threads:
+            thread.join(REPLY_JOIN_S)
+
+    def _calibrate_station(self, station: str, channels: tuple[str, ...]) -> None:
+        try:
+            done = calibrate_station(self.control, station, self.start_replies[station],
+                                     channels, say, stopping=self.stopping)
+        except Exception as err:  # a failed calibration must not end the demo
+            say(f"calibrate   {station} … failed ({type(err).__name__}: {err})")
+            done = False
+        if not done and not self.stopping.is_set():
+            say(f"calibrate   {station} … not every channel has an MVC reference: its EMG "
+                "ratios stay relative (no 'Drive from the glutes' against the norm)")
 
     def _wait_for_dashboard(self, timeout_s: float = 90.0) -> None:
         url = f"http://127.0.0.1:{self.dashboard_port}/_stcore/health"

@@ -40,6 +40,12 @@ a healthy runner (:data:`POPULATION_REFERENCE`) for sessions without a stored ba
 what :func:`classify_session` uses when given none. The population glute:hamstring ratio is only
 meaningful for MVC-normalised EMG: against a population baseline the ratio cue skips rows whose
 ``normalization`` is not ``"mvc"`` (a "relative" ratio is ~1 for everybody by construction).
+The live tracker without a stored baseline applies that default too, to MVC-normalised rows
+only: their ratio is cued when 25 % below the larger of the learnt ratio and the population
+one, so a runner hamstring-dominant from the first stride is cued live once the MVC references
+are in. A learnt ratio is only compared with rows of the normalisation it was learnt from (a
+session that switches from relative to MVC mid-way learns from both: its learnt ratio is used
+for neither).
 
 Pure Python and numpy: no file, network or UI imports.
 """
@@ -377,6 +383,7 @@ class CueTracker:
         th = self.thresholds
         self._learning: dict[str, list[Mapping[str, Any]]] = {s: [] for s in SIDES}
         self._learnt: dict[str, dict[str, float]] = {}
+        self._learnt_norm: dict[str, str | None] = {}
         self._windows = {(c, s): deque(maxlen=th.window_strides) for c in _WINDOWED
                          for s in SIDES}
         self._asym = {(m, s): deque(maxlen=th.asymmetry_window_strides)
@@ -448,6 +455,7 @@ class CueTracker:
         if len(self._learning[side]) >= self.baseline_strides:
             learnt = Baseline.from_rows(self._learning[side], self.baseline_strides)
             self._learnt[side] = dict(learnt.values[side])
+            self._learnt_norm[side] = learnt.normalization
             self._learning[side] = []
 
     # --- windowed cues --------------------------------------------------------------------------
@@ -460,10 +468,14 @@ class CueTracker:
             if self.baseline is not None and self.baseline.source == "population" and (
                     row.get("normalization", "mvc") != "mvc"):
                 return None
+            reference = "baseline"
+            if self.baseline is None:
+                base, reference = self._learnt_ratio(side, row.get("normalization"))
             limit = (1.0 - th.ratio_drop_frac) * base
             if not (math.isfinite(value) and math.isfinite(base) and base > 0):
                 return None
-            return value < limit, {"glute_ham_ratio": value, "baseline": base, "limit": limit}
+            return value < limit, {"glute_ham_ratio": value, "baseline": base, "limit": limit,
+                                   "reference": reference}
         if cue == "limited_hip_extension":
             value = _num(row.get("peak_hip_extension_deg"))
             base = self.baseline_value(side, "peak_hip_extension_deg")
@@ -485,6 +497,20 @@ class CueTracker:
         if cue == "pelvis_tipping_forward":
             ev["peak_hip_extension_deg"] = _num(row.get("peak_hip_extension_deg"))
         return value > base + rise, ev
+
+    def _learnt_ratio(self, side: str, normalization: Any) -> tuple[float, str]:
+        """(reference ratio, where it comes from) without a stored baseline: the learnt ratio
+        if learnt on rows of this normalisation; for MVC-normalised rows at least the
+        population ratio (see the module docstring)."""
+        base = self._learnt.get(side, {}).get("glute_ham_ratio", math.nan)
+        if side in self._learnt and self._learnt_norm.get(side) != normalization:
+            base = math.nan  # learnt on another scale, or on a mix of scales
+        if normalization != "mvc":
+            return base, "session"
+        population = POPULATION_REFERENCE["glute_ham_ratio"]
+        if math.isfinite(base) and base >= population:
+            return base, "session"
+        return population, "population"
 
     def _windowed_transition(self, cue: str, side: str, win: deque, t: float,
                              evidence: dict[str, float]) -> list[CueEvent]:

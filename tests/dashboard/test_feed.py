@@ -248,3 +248,51 @@ def test_sparkline_skips_gaps() -> None:
     assert live_html.sparkline([1.0], "#000") == ""
     svg = live_html.sparkline([1.0, math.nan, 2.0, 3.0], "#000")
     assert svg.startswith("<svg") and svg.count(",") == 3
+
+
+def test_a_caution_cue_or_number_makes_the_card_say_watch_and_why() -> None:
+    feed = f.Feed()
+    feed.handle(topics.live("tm1"), live(T0, [stride("l", 0), stride("r", 0)]), T0)
+    assert feed.view("tm1", T0).attention == 0
+    feed.handle(topics.cues("tm1"), cue("raise", "asymmetry", None, "caution",
+                                        message="Even out left and right - caution",
+                                        evidence={"metric": "glute_ham_ratio"}), T0)
+    view = feed.view("tm1", T0)
+    assert view.attention == 1
+    assert view.attention_reasons == ("Even out left and right - caution",)
+    card = live_html.station_card(view, T0)
+    assert 'data-attention="1"' in card and "Watch" in card and "All good" not in card
+    assert "Even out left and right" in card
+    # No cue, but a number past its cue's absolute rule: "Watch", with the number and rule.
+    other = f.Feed()
+    other.handle(topics.live("tm1"), live(T0, [stride("l", 0, ratio=0.18),
+                                                stride("r", 0, ratio=0.9)]), T0)
+    view = other.view("tm1", T0)
+    assert view.attention == 1
+    assert view.attention_reasons == ("Left glute:hamstring ratio 0.18: below 0.60",)
+    assert "below 0.60" in live_html.station_card(view, T0)
+
+
+def test_coach_order_within_a_level_puts_more_reasons_first() -> None:
+    feed = f.Feed()
+    for name in ("a-one", "b-two"):
+        feed.handle(topics.live(name), live(T0, [stride("l", 0), stride("r", 0)]), T0)
+    feed.handle(topics.cues("a-one"), cue("raise"), T0)
+    feed.handle(topics.cues("b-two"), cue("raise"), T0)
+    feed.handle(topics.cues("b-two"), cue("raise", side="r"), T0)
+    views = [feed.view(s, T0) for s in feed.stations(T0)]
+    assert [v.attention for v in views] == [2, 2]
+    assert [v.station for v in f.coach_order(views)] == ["b-two", "a-one"]
+
+
+def test_coach_card_has_short_headers_with_the_full_names_as_tooltips() -> None:
+    feed = f.Feed()
+    feed.handle(topics.live("tm1"), live(T0, [stride("l", 0), stride("r", 0)]), T0)
+    card = live_html.station_card(feed.view("tm1", T0), T0)
+    headers = [h.split(">", 1)[1].split("<", 1)[0]
+               for h in card.split("<th scope='col'")[1:]]
+    assert headers == ["G:H ratio", "Hip ext.", "Pelvic tilt", "Cadence"]
+    assert 'title="Peak anterior pelvic tilt"' in card
+    assert "table-layout:fixed" in card and "width:100%" in card
+    assert "G:H ratio = glute:hamstring ratio" in card  # the legend
+    assert card.count('class="hs-cell') == 8

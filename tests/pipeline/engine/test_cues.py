@@ -205,9 +205,45 @@ def test_tracker_learns_a_session_baseline_before_relative_cues():
 
 def test_a_runner_hamstring_dominant_from_the_start_is_only_seen_against_a_reference():
     rows = [row(s, k, glute_ham_ratio=0.2) for k in range(120) for s in "lr"]
-    assert raises(evaluate_cues(rows), "hamstring_dominant") == []  # own baseline is low
+    relative = [{**r, "normalization": "relative"} for r in rows]
+    assert raises(evaluate_cues(relative), "hamstring_dominant") == []  # own baseline is low
+    live = raises(evaluate_cues(rows), "hamstring_dominant")  # MVC rows: population floor
+    assert [(e.side, e.evidence["reference"]) for e in live] == [("l", "population"),
+                                                                ("r", "population")]
+    assert live[0].evidence["limit"] == pytest.approx(0.75 * POPULATION_REFERENCE[
+        "glute_ham_ratio"])
+    assert raises(evaluate_cues(rows, stored()), "hamstring_dominant")  # healthy stored one
+    own = Baseline.from_rows(rows, source="stored")
+    assert raises(evaluate_cues(rows, own), "hamstring_dominant") == []
     assert classify_session(rows) == {"hamstring_dominant"}  # population defaults
     assert classify_session(rows, Baseline.from_rows(rows)) == set()
+
+
+def test_a_healthy_mvc_runner_keeps_their_own_higher_baseline():
+    rows = [row(s, k, glute_ham_ratio=1.2) for k in range(40) for s in "lr"]
+    drop = [row(s, 40 + k, glute_ham_ratio=0.85) for k in range(15) for s in "lr"]
+    assert raises(evaluate_cues(rows), "hamstring_dominant") == []
+    events = raises(evaluate_cues(rows + drop), "hamstring_dominant")
+    assert [e.evidence["reference"] for e in events] == ["session", "session"]
+    assert events[0].evidence["baseline"] == pytest.approx(1.2)
+
+
+def test_a_ratio_learnt_on_another_normalisation_is_not_compared():
+    # ~30 relative strides (ratio ~1 by construction), then MVC references arrive.
+    relative = [row(s, k, glute_ham_ratio=1.0, normalization="relative") for k in range(30)
+                for s in "lr"]
+    healthy = [row(s, 30 + k, glute_ham_ratio=0.9) for k in range(30) for s in "lr"]
+    assert raises(evaluate_cues(relative + healthy), "hamstring_dominant") == []
+    weak = [row(s, 30 + k, glute_ham_ratio=0.3) for k in range(15) for s in "lr"]
+    events = raises(evaluate_cues(relative + weak), "hamstring_dominant")
+    assert [e.evidence["reference"] for e in events] == ["population", "population"]
+    # Back to relative rows after a mixed learning window: no reference, no ratio cue.
+    tracker = CueTracker()
+    mixed = relative[:20] + healthy[:20]
+    later = [row(s, 60 + k, glute_ham_ratio=0.3, normalization="relative") for k in range(30)
+             for s in "lr"]
+    assert raises(feed(tracker, mixed + later), "hamstring_dominant") == []
+    assert tracker.session_baseline is not None  # learnt, but on both scales
 
 
 def test_population_ratio_is_skipped_for_relative_normalisation():
