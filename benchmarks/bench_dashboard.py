@@ -35,14 +35,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from playwright.sync_api import sync_playwright
 
 from hipstride import topics
-from tests.dashboard.test_live_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    start_dashboard,
-    stop,
-)
+from tests.support.browser import launch_chromium, start_stack_dashboard
 from tests.support.mosquitto import free_port
-from tests.support.pipeline import USERS
+from tests.support.pipeline import USERS, stop_process
 from tests.support.stack import running_stack
 
 POLLER = """
@@ -138,16 +133,15 @@ def main() -> int:
             running_stack(Path(tmp)) as stack:
         stack.start_edge("tm1", duration_s=3600, seed=7)
         port = free_port()
-        dash = start_dashboard(stack, Path(tmp), port)
+        dash = start_stack_dashboard(stack, port)
         witness = Witness(stack.broker.port)
         url = f"http://127.0.0.1:{port}"
         try:
             with sync_playwright() as pw:
                 # Every viewer is a visible screen: no background-tab throttling.
-                browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=[
-                    *CHROMIUM_ARGS, "--disable-background-timer-throttling",
-                    "--disable-renderer-backgrounding",
-                    "--disable-backgrounding-occluded-windows"])
+                browser = launch_chromium(pw, "--disable-background-timer-throttling",
+                                          "--disable-renderer-backgrounding",
+                                          "--disable-backgrounding-occluded-windows")
                 first = open_viewer(browser, url)  # starts the dashboard's live client
                 first.close()
                 time.sleep(max(0.0, args.warmup - 5))
@@ -178,7 +172,7 @@ def main() -> int:
                 browser.close()
         finally:
             witness.close()
-            stop(dash)
+            stop_process(dash, 15)
     return 0
 
 

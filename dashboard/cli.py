@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hipstride.config import BrokerURL, ConfigError, env
+from hipstride.config import BrokerURL, ConfigError, env, port_number
 
 APP = Path(__file__).with_name("app.py")
 DEFAULT_PORT = 8501
@@ -48,23 +48,13 @@ example:
 """
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {port} is outside 1..65535")
-    return port
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", metavar="URL",
                         help="store URL (default: HIPSTRIDE_STORE); see above")
     parser.add_argument("--broker", metavar="URL",
                         help=f"MQTT broker for the live pages (default: HIPSTRIDE_BROKER, else "
                              f"{DEFAULT_BROKER}); password in HIPSTRIDE_BROKER_PASSWORD")
-    parser.add_argument("--port", type=_port, default=DEFAULT_PORT,
+    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT,
                         help=f"port to listen on (default {DEFAULT_PORT})")
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")

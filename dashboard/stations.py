@@ -19,7 +19,8 @@ from hipstride.mqtt import BrokerError
 from . import data
 from .auth import Access, can_see, visible
 
-__all__ = ["Sent", "athlete_choices", "client", "pick_station", "send", "state_line"]
+__all__ = ["Sent", "athlete_choices", "client", "connect_and_pick", "pick_station", "send",
+           "start_for_test", "state_line"]
 
 REPLY_TIMEOUT_S = 10.0
 FIRST_NEWS_S = 2.0
@@ -99,6 +100,18 @@ def pick_station(cl: ControlClient, access: Access, *, key: str = "station") -> 
                "The station's agent is offline: commands reach the pipeline, but no data "
                "comes in until it reconnects.")
     return station
+
+
+def connect_and_pick(access: Access) -> tuple[ControlClient, str] | None:
+    """The broker connection and the station chosen on the page; None, with the reason shown
+    (no broker, or no station yet), when there is none to talk to."""
+    try:
+        cl = client()
+    except data.DataProblem as problem:
+        st.error(f"**{problem.title}**\n\n{problem.hint}", icon=":material/error:")
+        return None
+    station = pick_station(cl, access)
+    return None if station is None else (cl, station)
 
 
 def state_line(state: dict[str, Any] | None, access: Access) -> str:

@@ -19,13 +19,12 @@ import json
 import os
 import re
 import secrets
-import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hipstride.config import ConfigError
+from hipstride.config import ConfigError, write_private
 
 ROLES = ("admin", "coach", "athlete")
 ACCOUNTS_ENV = "HIPSTRIDE_ACCOUNTS"
@@ -184,19 +183,7 @@ class Accounts:
         data = {"version": 1, "accounts": [
             {"name": a.name, "role": a.role, "athletes": list(a.athletes), "password": encoded}
             for a, encoded in self._entries.values()]}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=2)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_private(path, json.dumps(data, indent=2) + "\n")
 
     def verify(self, name: str, password: str) -> Account | None:
         """The account if the password matches, else None (same cost for unknown names)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hipstride import broker_auth, topics
 from hipstride.accounts import ACCOUNTS_ENV, Accounts
-from hipstride.config import ConfigError
+from hipstride.config import ConfigError, write_private
 
 SITE_DIR = Path("deploy/site")
 DEFAULT_PASSWD = SITE_DIR / "broker" / "passwd"
@@ -161,7 +161,7 @@ def fill_env_secrets(env_file: Path) -> dict[str, str]:
             lines.append(f"{key}={found[key]}")
             changed = True
     if changed or (env_file.stat().st_mode & 0o077):
-        broker_auth.write_private(env_file, "\n".join(lines) + "\n")
+        write_private(env_file, "\n".join(lines) + "\n")
     return found
 
 
@@ -177,7 +177,7 @@ def add_station(station: str, passwd: Path, acl: Path, password_out: Path | None
     broker_auth.set_password(passwd, station, password)
     broker_auth.set_acl(acl, station, broker_auth.station_rights(station))
     if password_out is not None:
-        broker_auth.write_private(password_out, password + "\n")
+        write_private(password_out, password + "\n")
         where = f"the password is in {password_out} (mode 0600)"
     else:
         print(password)

@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
-import os
 import secrets
-import tempfile
 from pathlib import Path
 
 from hipstride import topics
-from hipstride.config import ConfigError
+from hipstride.config import ConfigError, write_private
 
 PIPELINE_USER = "pipeline"
 DASHBOARD_USER = "dashboard"
@@ -51,18 +48,6 @@ def mosquitto_hash(password: str, *, salt: bytes | None = None,
     digest = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, iterations)
     return (f"$7${iterations}${base64.b64encode(salt).decode()}"
             f"${base64.b64encode(digest).decode()}")
-
-
-def check_mosquitto_hash(password: str, encoded: str) -> bool:
-    try:
-        _, kind, iterations, salt, digest = encoded.split("$")
-        if kind != "7":
-            return False
-        actual = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"),
-                                     base64.b64decode(salt), int(iterations))
-        return hmac.compare_digest(actual, base64.b64decode(digest))
-    except ValueError:
-        return False
 
 
 def read_passwd(path: Path) -> dict[str, str]:
@@ -152,27 +137,3 @@ def set_acl(path: Path, user: str, rules: list[str]) -> None:
     blocks = read_acl(path)
     blocks[user] = rules
     write_private(path, render_acl(blocks))
-
-
-# --- files ------------------------------------------------------------------------------------
-def write_private(path: Path, text: str) -> None:
-    """Replace ``path`` atomically, mode 0600, keeping the previous file's owner if allowed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        previous = path.stat()
-    except FileNotFoundError:
-        previous = None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        if previous is not None and os.geteuid() == 0:
-            os.fchown(fd, previous.st_uid, previous.st_gid)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -4,12 +4,14 @@ Precedence, lowest first: built-in defaults, the TOML file (``--config``), envir
 variables (``HIPSTRIDE_*``), command-line flags. Every problem is a :class:`ConfigError` whose
 message names the field (``[spool] capacity_mb``), what was found and what is expected.
 Secrets never live in the file itself: passwords come from ``HIPSTRIDE_*_PASSWORD`` or a
-``*_password_file``.
+``*_password_file``; files that hold them are written with :func:`write_private`.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -112,6 +114,41 @@ class Section:
         if extra:
             raise ConfigError(f"[{self.name}]: unknown setting(s) {', '.join(extra)}; known: "
                               + ", ".join(sorted(known)))
+
+
+def write_private(path: str | Path, text: str) -> None:
+    """Replace ``path`` atomically (temp file, fsync, rename), mode 0600, keeping the previous
+    file's owner when run as root (so a service reading it as its own user still can)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        previous = path.stat()
+    except FileNotFoundError:
+        previous = None
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        if previous is not None and os.geteuid() == 0:
+            os.fchown(fd, previous.st_uid, previous.st_gid)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def port_number(text: str) -> int:
+    """A ``--port`` flag's value (argparse ``type=``): a whole number in 1..65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is outside 1..65535")
+    return port
 
 
 def env(name: str, default: str | None = None) -> str | None:

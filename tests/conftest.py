@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support import pipeline
 from tests.support.mosquitto import Mosquitto
 
 USERS = {"edge-tm1": "tm1-secret", "edge-tm2": "tm2-secret", "witness": "witness-secret"}
@@ -15,3 +16,12 @@ def mosquitto(tmp_path) -> Iterator[Mosquitto]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def broker(tmp_path) -> Iterator[Mosquitto]:
+    """A real Mosquitto with the service tests' accounts (pipeline, stations, coach)."""
+    b = Mosquitto(tmp_path / "mosquitto", pipeline.USERS)
+    b.start()
+    yield b
+    b.stop()

@@ -73,14 +73,10 @@ def choose_flow(muscles: tuple[str, ...]) -> None:
 def main() -> None:
     access = auth.require()
     st.title("Calibration", anchor=False)
-    try:
-        cl = stations.client()
-    except data.DataProblem as problem:
-        st.error(f"**{problem.title}**\n\n{problem.hint}", icon=":material/error:")
+    picked = stations.connect_and_pick(access)
+    if picked is None:
         return
-    station = stations.pick_station(cl, access)
-    if station is None:
-        return
+    cl, station = picked
     state = cl.session_state(station) or {}
     st.markdown(stations.state_line(state, access))
     if state.get("state") != "running":

@@ -106,13 +106,9 @@ def main() -> None:
     access = auth.require()
     st.title("Prone hip extension test", anchor=False)
     athlete = None
-    try:
-        cl = stations.client()
-    except data.DataProblem as problem:
-        st.error(f"**{problem.title}**\n\n{problem.hint}", icon=":material/error:")
-        cl = None
-    station = stations.pick_station(cl, access) if cl is not None else None
-    if cl is not None and station is not None:
+    picked = stations.connect_and_pick(access)
+    if picked is not None:
+        cl, station = picked
         state = cl.session_state(station) or {}
         st.markdown(stations.state_line(state, access))
         athlete = state.get("athlete")

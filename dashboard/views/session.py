@@ -97,14 +97,10 @@ def running_panel(cl: Any, station: str, state: dict[str, Any]) -> None:
 def main() -> None:
     access = auth.require()
     st.title("Session control", anchor=False)
-    try:
-        cl = stations.client()
-    except data.DataProblem as problem:
-        st.error(f"**{problem.title}**\n\n{problem.hint}", icon=":material/error:")
+    picked = stations.connect_and_pick(access)
+    if picked is None:
         return
-    station = stations.pick_station(cl, access)
-    if station is None:
-        return
+    cl, station = picked
     show_outcome()
     state = cl.session_state(station)
     st.markdown(stations.state_line(state, access))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hipstride.config import port_number
+
 HELP = """\
 Run everything on this machine, nothing to install but pip: an MQTT broker inside this
 process, simulated stations (a healthy runner and a hamstring-dominant one, running until
@@ -54,16 +56,6 @@ def default_data_dir() -> Path:
     return (Path(base) if base else Path.home() / ".local" / "share") / "hipstride" / "demo"
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {port} is outside 1..65535")
-    return port
-
-
 def _stations(text: str) -> int:
     try:
         n = int(text)
@@ -77,9 +69,9 @@ def _stations(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``hipstride demo`` flags."""
-    parser.add_argument("--port", type=_port, default=8501,
+    parser.add_argument("--port", type=port_number, default=8501,
                         help="the dashboard's port (default 8501)")
-    parser.add_argument("--mqtt-port", type=_port, default=None,
+    parser.add_argument("--mqtt-port", type=port_number, default=None,
                         help="the broker's port (default: a free one)")
     parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
                         help="store, recordings, state and logs (default "

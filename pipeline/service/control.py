@@ -14,8 +14,7 @@ import json
 import sys
 from typing import Any
 
-__all__ = ["EXIT_NO_REPLY", "EXIT_REFUSED", "HELP", "add_arguments", "build_command", "run",
-           "send_command"]
+__all__ = ["EXIT_NO_REPLY", "EXIT_REFUSED", "HELP", "add_arguments", "build_command", "run"]
 
 EXIT_OK, EXIT_NO_REPLY, EXIT_CONFIG, EXIT_REFUSED = 0, 1, 2, 5
 
@@ -81,21 +80,9 @@ def build_command(args: argparse.Namespace) -> dict[str, Any]:
     return control.build_command(args.action, **fields)
 
 
-def send_command(broker_url: str | None, station: str, body: dict[str, Any], *,
-                 timeout_s: float = 10.0) -> dict[str, Any] | None:
-    """Publish ``body`` (QoS 1) and return the pipeline's reply to it, or None on timeout
-    (:func:`hipstride.control.send_command`, the shared client side of the contract).
-
-    Raises :class:`hipstride.mqtt.BrokerError` when the broker cannot be used.
-    """
-    from hipstride import control
-
-    return control.send_command(broker_url, station, body, timeout_s=timeout_s)
-
-
 def run(args: argparse.Namespace) -> int:
     """CLI entry: send, print the reply (stdout) or the error (stderr), exit code."""
-    from hipstride import topics
+    from hipstride import control, topics
     from hipstride.mqtt import BrokerError
 
     try:
@@ -105,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     body = build_command(args)
     try:
-        reply = send_command(args.broker, args.station, body, timeout_s=args.timeout)
+        reply = control.send_command(args.broker, args.station, body, timeout_s=args.timeout)
     except BrokerError as err:
         text = str(err).replace(" (use --offline-ok to start anyway and send later)", "")
         print(f"hipstride session: {text}", file=sys.stderr)

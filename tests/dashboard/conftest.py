@@ -1,20 +1,25 @@
 """A real SQLite store with sessions in it, filled through the Store API from simulated runs.
 
 Two sessions of "anna" a week apart (healthy, then hamstring-dominant: 55 s of running each,
-MVC-normalised like a calibrated athlete), and one of "ben" that has no strides yet.
+MVC-normalised like a calibrated athlete), and one of "ben" that has no strides yet. And, for
+the AppTest pages that talk to stations, the running stack with ``tm1`` online.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from hipstride import topics
+from hipstride.dashboard import data
 from hipstride.edge.simulator import simulate
 from hipstride.pipeline.engine.analysis import analyze
 from hipstride.pipeline.store import SessionMeta, SqliteStore
 from hipstride.pipeline.validation import engine_inputs
+from tests.support.stack import Stack, running_stack
 
 DAY_NS = 86_400 * 10**9
 T0_NS = 1_767_600_000 * 10**9  # Mon 5 Jan 2026, 08:00 UTC
@@ -68,3 +73,20 @@ def empty_store(tmp_path: Path) -> str:
     path = tmp_path / "empty.db"
     SqliteStore(path).close()
     return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """The running stack for a page in AppTest: the dashboard's environment points at it (no
+    login), and station ``tm1``'s agent says it is online (retained, as ``hipstride edge``
+    does)."""
+    for name in ("HIPSTRIDE_ACCOUNTS", "HIPSTRIDE_DASHBOARD_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    with running_stack(tmp_path) as s:
+        for key, value in s.dashboard_env().items():
+            monkeypatch.setenv(key, value)
+        s.broker.publish(topics.status("tm1"), {"version": 1, "station": "tm1",
+                                                "state": "online"}, user="edge-tm1", retain=True)
+        data.load_sessions.clear()
+        data.load_calibration.clear()
+        yield s

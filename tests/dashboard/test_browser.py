@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import csv
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,13 +13,10 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from hipstride.pipeline.engine.schema import STRIDE_COLUMNS
+from tests.support.browser import ARTIFACTS, launch_chromium, start_dashboard
 from tests.support.mosquitto import free_port
+from tests.support.pipeline import stop_process
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-START_TIMEOUT_S = 30.0
 WAIT_MS = 20_000
 
 
@@ -31,44 +24,16 @@ WAIT_MS = 20_000
 def dashboard(filled_store, tmp_path) -> Iterator[str]:
     """``hipstride dashboard`` on a free port; always terminated."""
     port = free_port()
-    log = (tmp_path / "dashboard.log").open("w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hipstride.cli", "dashboard", "--port", str(port),
-         "--store", filled_store.url], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
-    url = f"http://127.0.0.1:{port}"
+    proc = start_dashboard(tmp_path, port, "--store", filled_store.url)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"dashboard exited with {proc.returncode}:\n{log.read()}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"dashboard not up after {START_TIMEOUT_S} s:\n{log.read()}")
-            time.sleep(0.2)
-        yield url
+        yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
+        stop_process(proc)
 
 
 def test_review_select_session_and_export_csv(dashboard: str, tmp_path: Path) -> None:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (see .ci/run)")
-    ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch_chromium(pw)
         try:
             # Streamlit scrolls inside the page, so full_page=True would not show more: a tall
             # viewport does.

@@ -14,25 +14,10 @@ from hipstride import topics
 from hipstride.control import build_command, send_command
 from hipstride.dashboard import data, guide
 from tests.support.pipeline import USERS, wait_until
-from tests.support.stack import running_stack
 
 PAGE = Path(data.__file__).parent / "views" / "calibration.py"
 KEY = "calibration_flow"
 TIMEOUT_S = 30
-
-
-@pytest.fixture
-def stack(tmp_path, monkeypatch):
-    for name in ("HIPSTRIDE_ACCOUNTS", "HIPSTRIDE_DASHBOARD_PASSWORD"):
-        monkeypatch.delenv(name, raising=False)
-    with running_stack(tmp_path) as s:
-        for key, value in s.dashboard_env().items():
-            monkeypatch.setenv(key, value)
-        s.publish_retained(topics.status("tm1"), {"version": 1, "station": "tm1",
-                                                  "state": "online"}, user="edge-tm1")
-        data.load_sessions.clear()
-        data.load_calibration.clear()
-        yield s
 
 
 def _send(stack, command: str, **fields) -> dict:
@@ -126,16 +111,18 @@ def test_an_mvc_result_on_the_results_topic_is_shown_with_its_problem(stack):
     # a result for another muscle does not answer this step; the right one does
     base = {"version": 1, "station": "tm1", "session": reply["session"], "athlete": "ana",
             "phase": "mvc", "time_ns": time.time_ns()}
-    stack.publish_retained(topics.results("tm1"), {
+    stack.broker.publish(topics.results("tm1"), {
         **base, "muscle": "glute_max_l", "ok": True, "problems": [],
-        "result": {"muscles": {"glute_max_l": {"peak_mv": 0.4, "ok": True}}}})
+        "result": {"muscles": {"glute_max_l": {"peak_mv": 0.4, "ok": True}}}},
+        user="pipeline", retain=True)
     at.run()
     assert at.session_state[KEY].stage == guide.WAITING
     problem = "glute_max_r: the effort was held only 1.2 s: hold a maximal effort and repeat"
-    stack.publish_retained(topics.results("tm1"), {
+    stack.broker.publish(topics.results("tm1"), {
         **base, "muscle": "glute_max_r", "ok": False, "problems": [problem],
         "result": {"muscles": {"glute_max_r": {"peak_mv": 0.512, "ok": False,
-                                               "problem": problem}}}})
+                                               "problem": problem}}}},
+        user="pipeline", retain=True)
     _run_until(at, lambda a: a.session_state[KEY].stage == guide.RESULT, 15, "the result")
     assert problem in _text(at)
     table = at.dataframe[0].value

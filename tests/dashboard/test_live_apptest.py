@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -24,14 +23,6 @@ from tests.support.pipeline import USERS, wait_until
 
 PAGES = Path(__file__).resolve().parents[2] / "dashboard" / "views"
 TIMEOUT_S = 30
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    b = Mosquitto(tmp_path / "mosquitto", USERS)
-    b.start()
-    yield b
-    b.stop()
 
 
 @pytest.fixture

@@ -11,84 +11,24 @@ by git).
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 from playwright.sync_api import Page, expect, sync_playwright
 
 from hipstride import topics
+from tests.support.browser import ARTIFACTS, launch_chromium, start_stack_dashboard
 from tests.support.mosquitto import free_port
-from tests.support.pipeline import USERS, clean_env
+from tests.support.pipeline import stop_process
 from tests.support.stack import Stack, running_stack
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-START_TIMEOUT_S = 40.0
 WAIT_MS = 30_000
 SPEED = "1.5"                # the simulator runs 1.5× real time: a shorter test, still live
 BASELINE_STRIDES = 32        # the engine learns its baseline from 30 strides per side
 CUE_TIMEOUT_MS = 120_000
-
-
-def start_dashboard(stack: Stack, workdir: Path, port: int) -> subprocess.Popen:
-    """``hipstride dashboard --broker --store`` as the coach account; the URL is up when it
-    returns (fails the test with the log otherwise)."""
-    log = (workdir / "dashboard.log").open("w+")
-    env = clean_env(HIPSTRIDE_BROKER_PASSWORD=USERS["coach"])
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hipstride.cli", "dashboard", "--port", str(port),
-         "--store", stack.store_url, "--broker", stack.broker.url_for("coach")],
-        stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"dashboard exited with {proc.returncode}:\n{log.read()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
-                                        timeout=1) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            log.seek(0)
-            pytest.fail(f"dashboard not up after {START_TIMEOUT_S} s:\n{log.read()}")
-        time.sleep(0.2)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def send_control(stack: Stack, station: str, body: dict) -> None:
-    """One control message as the coach (QoS 1, waits for the broker's acknowledgement)."""
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-live-control")
-    c.username_pw_set("coach", USERS["coach"])
-    c.connect("127.0.0.1", stack.broker.port)
-    c.loop_start()
-    try:
-        c.publish(topics.control(station), json.dumps(body), qos=1).wait_for_publish(10)
-    finally:
-        c.disconnect()
-        c.loop_stop()
 
 
 @pytest.fixture
@@ -96,11 +36,11 @@ def live_stack(tmp_path: Path) -> Iterator[tuple[Stack, str]]:
     with running_stack(tmp_path) as stack:
         stack.start_edge("tm1", duration_s=600, seed=5, extra=("--speed", SPEED))
         port = free_port()
-        proc = start_dashboard(stack, tmp_path, port)
+        proc = start_stack_dashboard(stack, port)
         try:
             yield stack, f"http://127.0.0.1:{port}"
         finally:
-            stop(proc)
+            stop_process(proc, 15)
 
 
 def stride_number(page: Page, side: str) -> int:
@@ -121,11 +61,8 @@ def no_traceback(page: Page) -> None:
 
 def test_live_numbers_cue_and_silence_in_browser(live_stack: tuple[Stack, str]) -> None:
     stack, url = live_stack
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (see .ci/run)")
-    ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch_chromium(pw)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 2000})
             page.set_default_timeout(WAIT_MS)
@@ -157,8 +94,9 @@ def test_live_numbers_cue_and_silence_in_browser(live_stack: tuple[Stack, str]) 
             while min(stride_number(page, "l"), stride_number(page, "r")) < BASELINE_STRIDES:
                 assert time.monotonic() < deadline, "the baseline strides never arrived"
                 page.wait_for_timeout(1000)
-            send_control(stack, "tm1", {"version": 1, "command": "profile",
-                                        "profile": "hamstring_dominant"})
+            stack.broker.publish(topics.control("tm1"), {"version": 1, "command": "profile",
+                                                         "profile": "hamstring_dominant"},
+                                 user="coach")
             cue = page.locator('.hs-cue[data-cue="hamstring_dominant"]').first
             expect(cue).to_be_visible(timeout=CUE_TIMEOUT_MS)
             assert "Drive from the glutes" in cue.inner_text()

@@ -89,11 +89,11 @@ def test_a_prone_result_on_the_broker_completes_the_step(monkeypatch, tmp_path, 
                                               time.monotonic(), 0)
         at.run()
         right = [r for r in phe["repetitions"] if r["side"] == "r"]
-        stack.publish_retained(topics.results("tm1"), {
+        stack.broker.publish(topics.results("tm1"), {
             "version": 1, "station": "tm1", "session": reply["session"], "athlete": "ana",
             "phase": "prone", "side": "r", "ok": True, "problems": [],
             "result": {"repetitions": right, "sides": {}, "advice": phe["advice"]},
-            "time_ns": time.time_ns()})
+            "time_ns": time.time_ns()}, user="pipeline", retain=True)
         end = time.monotonic() + 15
         while at.session_state[KEY].stage != guide.RESULT and time.monotonic() < end:
             time.sleep(0.3)

@@ -8,28 +8,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from hipstride import topics
 from hipstride.dashboard import data
 from hipstride.pipeline.store import open_store
 from tests.support.pipeline import wait_until
-from tests.support.stack import running_stack
 
 PAGE = Path(data.__file__).parent / "views" / "session.py"
 TIMEOUT_S = 30
-
-
-@pytest.fixture
-def stack(tmp_path, monkeypatch):
-    for name in ("HIPSTRIDE_ACCOUNTS", "HIPSTRIDE_DASHBOARD_PASSWORD"):
-        monkeypatch.delenv(name, raising=False)
-    with running_stack(tmp_path) as s:
-        for key, value in s.dashboard_env().items():
-            monkeypatch.setenv(key, value)
-        # the station's agent says it is online (retained, as `hipstride edge` does)
-        s.publish_retained(topics.status("tm1"), {"version": 1, "station": "tm1",
-                                                  "state": "online"}, user="edge-tm1")
-        data.load_sessions.clear()
-        yield s
 
 
 def _messages(at: AppTest) -> str:

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import csv
 import re
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -25,55 +22,13 @@ from playwright.sync_api import Page, expect, sync_playwright
 from hipstride.control import ControlClient
 from hipstride.pipeline.engine.schema import STRIDE_COLUMNS
 from hipstride.pipeline.store import open_store
+from tests.support.browser import ARTIFACTS, launch_chromium, start_stack_dashboard
 from tests.support.mosquitto import free_port
-from tests.support.pipeline import USERS, clean_env, wait_until
-from tests.support.stack import Stack, running_stack
+from tests.support.pipeline import USERS, stop_process, wait_until
+from tests.support.stack import running_stack
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-START_TIMEOUT_S = 40.0
 WAIT_MS = 30_000
 RUN_S = 30  # seconds of running inside the session
-
-
-def start_dashboard(stack: Stack, workdir: Path, port: int, **extra_env: str
-                    ) -> subprocess.Popen:
-    log = (workdir / f"dashboard-{port}.log").open("w+")
-    env = clean_env(HIPSTRIDE_BROKER_PASSWORD=USERS["coach"],
-                    HIPSTRIDE_RECORDINGS_DIR=str(stack.recordings), HOME=str(workdir),
-                    **extra_env)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hipstride.cli", "dashboard", "--port", str(port),
-         "--store", stack.store_url, "--broker", stack.broker.url_for("coach")],
-        stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"dashboard exited with {proc.returncode}:\n{log.read()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
-                                        timeout=1) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            log.seek(0)
-            proc.kill()
-            pytest.fail(f"dashboard not up after {START_TIMEOUT_S} s:\n{log.read()}")
-        time.sleep(0.3)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
 
 
 def shot(page: Page, name: str) -> None:
@@ -88,9 +43,6 @@ def choose(page: Page, label: str, option: str | re.Pattern) -> None:
 
 @pytest.fixture
 def stack(tmp_path):
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (see .ci/run)")
-    ARTIFACTS.mkdir(exist_ok=True)
     with running_stack(tmp_path) as s:
         yield s
 
@@ -100,11 +52,12 @@ def test_session_from_the_page_to_review_export_and_report(stack, tmp_path):
     stack.start_edge("tm1", duration_s=300, seed=7)
     with ControlClient(stack.broker.url_for("coach"), password=USERS["coach"]) as watch:
         wait_until(lambda: watch.online("tm1"), 30, "the station online")
-    dashboard = start_dashboard(stack, tmp_path, free_port())
-    url = f"http://127.0.0.1:{dashboard.args[dashboard.args.index('--port') + 1]}"
+    port = free_port()
+    dashboard = start_stack_dashboard(stack, port)
+    url = f"http://127.0.0.1:{port}"
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            browser = launch_chromium(pw)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1800},
                                         accept_downloads=True)
@@ -129,7 +82,7 @@ def test_session_from_the_page_to_review_export_and_report(stack, tmp_path):
             finally:
                 browser.close()
     finally:
-        stop(dashboard)
+        stop_process(dashboard)
 
 
 def _session(page: Page, url: str) -> None:
@@ -215,13 +168,14 @@ def _prone(page: Page, url: str) -> None:
 
 
 @pytest.mark.timeout(180)
-def test_login_blocks_an_anonymous_visitor(stack, tmp_path):
-    dashboard = start_dashboard(stack, tmp_path, free_port(),
-                                HIPSTRIDE_DASHBOARD_PASSWORD="clinic-secret")
-    url = f"http://127.0.0.1:{dashboard.args[dashboard.args.index('--port') + 1]}"
+def test_login_blocks_an_anonymous_visitor(stack):
+    port = free_port()
+    dashboard = start_stack_dashboard(stack, port,
+                                      HIPSTRIDE_DASHBOARD_PASSWORD="clinic-secret")
+    url = f"http://127.0.0.1:{port}"
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            browser = launch_chromium(pw)
             try:
                 page = browser.new_page(viewport={"width": 1200, "height": 900})
                 page.set_default_timeout(WAIT_MS)
@@ -245,4 +199,4 @@ def test_login_blocks_an_anonymous_visitor(stack, tmp_path):
             finally:
                 browser.close()
     finally:
-        stop(dashboard)
+        stop_process(dashboard)

@@ -10,6 +10,8 @@ the same publisher has arrived, so the denied message had its chance).
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import shutil
 import ssl
 import subprocess
@@ -21,7 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from hipstride.broker_auth import check_mosquitto_hash, mosquitto_hash
+from hipstride.broker_auth import mosquitto_hash
 from tests.support.deploy import (
     REPO,
     ComposeMosquitto,
@@ -118,6 +120,19 @@ def deployed(tmp_path):
                  **{s: station_password(site, s) for s in STATIONS}}
     yield broker, site, passwords
     broker.stop()
+
+
+def check_mosquitto_hash(password: str, encoded: str) -> bool:
+    """Whether ``password`` matches a ``$7$`` hash (the oracle for mosquitto_passwd's own)."""
+    try:
+        _, kind, iterations, salt, digest = encoded.split("$")
+        if kind != "7":
+            return False
+        actual = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"),
+                                     base64.b64decode(salt), int(iterations))
+        return hmac.compare_digest(actual, base64.b64decode(digest))
+    except ValueError:
+        return False
 
 
 def test_python_hash_is_mosquitto_passwd_format(tmp_path):

@@ -35,7 +35,7 @@ from tests.support.deploy import (
 )
 from tests.support.influxdb import InfluxDB
 from tests.support.mosquitto import free_port
-from tests.support.pipeline import clean_env, wait_until
+from tests.support.pipeline import clean_env, stop_process, wait_until
 
 DURATION_S = 6
 STREAMS = ("emg", "imu_pelvis", "imu_thigh_l", "imu_thigh_r", "imu_shank_l", "imu_shank_r")
@@ -120,13 +120,8 @@ def test_compose_wiring_frames_reach_the_store_and_secrets_stay_out_of_logs(tmp_
         wait_until(lambda: stored_samples(influx, env["INFLUXDB_BUCKET"]) == expected, 60,
                    f"every sample of tm1 in InfluxDB ({expected})")
     finally:
-        if pipeline is not None and pipeline.poll() is None:
-            pipeline.terminate()
-            try:
-                pipeline.wait(30)
-            except subprocess.TimeoutExpired:
-                pipeline.kill()
-                pipeline.wait(10)
+        if pipeline is not None:
+            stop_process(pipeline, 30)
         influx.stop()
         broker.stop()
     logs.append((tmp_path / "pipeline.log").read_text())

@@ -5,16 +5,12 @@ retained results a calibration phase produces, and the one-shot form the CLI use
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from hipstride import topics
 from hipstride.control import ControlClient, build_command, send_command
 from hipstride.pipeline.service.sessions import parse_command
-from tests.support.mosquitto import Mosquitto
 from tests.support.pipeline import USERS, PipelineProcess
 
 
@@ -39,26 +35,6 @@ def test_build_command_fills_version_and_a_fresh_request():
 def test_build_command_names_what_is_wrong(command, fields, words):
     with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
         build_command(command, **fields)
-
-
-@pytest.fixture
-def broker(tmp_path) -> Iterator[Mosquitto]:
-    b = Mosquitto(tmp_path / "mosquitto", USERS)
-    b.start()
-    yield b
-    b.stop()
-
-
-def _publish_retained(broker: Mosquitto, topic: str, body: dict) -> None:
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-publisher")
-    c.username_pw_set("pipeline", USERS["pipeline"])
-    c.connect("127.0.0.1", broker.port)
-    c.loop_start()
-    try:
-        c.publish(topic, json.dumps(body), qos=1, retain=True).wait_for_publish(10)
-    finally:
-        c.disconnect()
-        c.loop_stop()
 
 
 @pytest.mark.timeout(90)
@@ -95,12 +71,13 @@ def test_results_and_stream_channels_are_followed(broker):
     with ControlClient(broker.url_for("coach"), password=USERS["coach"]) as client:
         before = client.mark()
         assert client.wait_for("results", "tm1", before, timeout_s=0.2) is None
-        _publish_retained(broker, topics.stream_description("tm1", "emg"), {
+        broker.publish(topics.stream_description("tm1", "emg"), {
             "version": 1, "stream": "emg", "kind": "emg",
-            "channels": [{"name": "glute_max_l"}, {"name": "glute_max_r"}]})
+            "channels": [{"name": "glute_max_l"}, {"name": "glute_max_r"}]},
+            user="pipeline", retain=True)
         result = {"version": 1, "station": "tm1", "phase": "mvc", "muscle": "glute_max_r",
                   "ok": False, "problems": ["the effort was too short"], "result": {}}
-        _publish_retained(broker, topics.results("tm1"), result)
+        broker.publish(topics.results("tm1"), result, user="pipeline", retain=True)
         got = client.wait_for("results", "tm1", before,
                               lambda b: b.get("muscle") == "glute_max_r", timeout_s=10)
         assert got is not None and got.body["problems"] == ["the effort was too short"]

@@ -7,6 +7,7 @@ a test that needs a broker must never pass because there was none.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -15,6 +16,9 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
@@ -108,6 +112,19 @@ class Mosquitto:
 
     def url_for(self, user: str) -> str:
         return f"mqtt://{user}@127.0.0.1:{self.port}"
+
+    def publish(self, topic: str, body: dict, *, user: str, retain: bool = False) -> None:
+        """Publish one JSON message as ``user`` (QoS 1, waits for the broker's
+        acknowledgement)."""
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{user}-publisher")
+        c.username_pw_set(user, self.users[user])
+        c.connect("127.0.0.1", self.port)
+        c.loop_start()
+        try:
+            c.publish(topic, json.dumps(body), qos=1, retain=retain).wait_for_publish(10)
+        finally:
+            c.disconnect()
+            c.loop_stop()
 
     def start(self, timeout_s: float = 10.0) -> None:
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.config)],

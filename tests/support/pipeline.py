@@ -29,6 +29,17 @@ def wait_until(predicate: Callable[[], object], timeout_s: float, what: str) -> 
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
+def stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """Terminate ``proc`` if it still runs; kill it if it has not ended in ``timeout_s``."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HIPSTRIDE_")}
     env.update(extra)

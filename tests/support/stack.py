@@ -3,7 +3,6 @@ writing a SQLite store, and (when a test asks) the simulated station as an edge 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,11 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
 from tests.support.mosquitto import Mosquitto
-from tests.support.pipeline import USERS, PipelineProcess, clean_env
+from tests.support.pipeline import USERS, PipelineProcess, clean_env, stop_process
 
 
 @dataclass
@@ -56,27 +52,9 @@ class Stack:
         self.edges.append(proc)
         return proc
 
-    def publish_retained(self, topic: str, body: dict, *, user: str = "pipeline") -> None:
-        """Publish one retained JSON message as ``user`` (QoS 1, waits for the broker)."""
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{user}-publisher")
-        c.username_pw_set(user, USERS[user])
-        c.connect("127.0.0.1", self.broker.port)
-        c.loop_start()
-        try:
-            c.publish(topic, json.dumps(body), qos=1, retain=True).wait_for_publish(10)
-        finally:
-            c.disconnect()
-            c.loop_stop()
-
     def close(self) -> None:
         for proc in self.edges:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
+            stop_process(proc)
         self.pipeline.stop()
         self.broker.stop()
 
