@@ -7,7 +7,9 @@ in batches the size of one batch of S stations:
 
 1. through the store (``pipeline/store/influx.py``: ``InfluxStore.write_points``, line
    protocol built from ``Point``s, influxdb-client's HTTP client, retries);
-2. the baseline, in the same run on the same server: the same points' line protocol, encoded
+2. the same through the store with each station's envelope channel of the batch as one
+   ``PointSeries`` (what the pipeline writes since 2026-11: times and values arrays);
+3. the baseline, in the same run on the same server: the same points' line protocol, encoded
    beforehand, POSTed with ``urllib`` to ``/write?precision=ns`` — the least any client does.
 
 Each into its own database (no overwrites), alternating rounds; the best round of each counts.
@@ -26,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hipstride.pipeline.store.base import FRAMES, PROCESSED, Point
-from hipstride.pipeline.store.influx import InfluxStore, encode_line
+from hipstride.pipeline.store.base import FRAMES, PROCESSED, Point, PointSeries
+from hipstride.pipeline.store.influx import InfluxStore, encode_line, encode_lines
 from tests.support.influxdb import InfluxDB
 
 USER, PASSWORD = "writer", "writer-secret"
@@ -65,7 +67,21 @@ def batches(stations: int, seconds: float, start_ns: int) -> list[list[Point]]:
     return out
 
 
-def through_store(influx: InfluxDB, database: str, work: list[list[Point]]) -> float:
+def as_series(points: list[Point]) -> list[Point | PointSeries]:
+    """The batch with its processed points grouped into one series per channel."""
+    out: list[Point | PointSeries] = [p for p in points if p.measurement is not PROCESSED]
+    groups: dict[tuple, list[Point]] = {}
+    for p in points:
+        if p.measurement is PROCESSED:
+            groups.setdefault(tuple(sorted(p.tags.items())), []).append(p)
+    for group in groups.values():
+        out.append(PointSeries.make(PROCESSED, group[0].tags, "value",
+                                    [p.time_ns for p in group],
+                                    [p.fields["value"] for p in group]))
+    return out
+
+
+def through_store(influx: InfluxDB, database: str, work: list[list]) -> float:
     store = InfluxStore(influx.url, database, username=USER, token=PASSWORD, timeout_s=30)
     try:
         start = time.perf_counter()
@@ -113,7 +129,7 @@ def main() -> None:
         influx.start()
         try:
             for n in (int(s) for s in args.stations.split(",")):
-                best_store = best_raw = best_encode = float("inf")
+                best_store = best_raw = best_encode = best_series = float("inf")
                 total = 0
                 for r in range(args.rounds):
                     start_ns = 1_700_000_000_000_000_000 + r * 10**12
@@ -123,15 +139,24 @@ def main() -> None:
                     bodies = ["\n".join(encode_line(p) for p in points).encode()
                               for points in work]
                     best_encode = min(best_encode, time.perf_counter() - started)
-                    for db in (f"raw{n}_{r}", f"store{n}_{r}"):
+                    series = [as_series(points) for points in work]
+                    if any(sorted(encode_lines(s)) != sorted(encode_line(p) for p in w)
+                           for s, w in zip(series[:3], work[:3], strict=True)):
+                        raise RuntimeError("series lines differ from the points' lines")
+                    dbs = (f"raw{n}_{r}", f"store{n}_{r}", f"series{n}_{r}")
+                    for db in dbs:
                         influx.create_database(db, users={USER: PASSWORD})
-                    for which in ((0, 1) if r % 2 else (1, 0)):  # alternate who goes first
-                        if which:
+                    order = (0, 1, 2) if r % 2 else (2, 1, 0)  # alternate who goes first
+                    for which in order:
+                        if which == 1:
                             best_raw = min(best_raw, plain_post(influx, f"raw{n}_{r}", bodies))
-                        else:
+                        elif which == 0:
                             best_store = min(best_store,
                                              through_store(influx, f"store{n}_{r}", work))
-                    for db in (f"raw{n}_{r}", f"store{n}_{r}"):
+                        else:
+                            best_series = min(best_series,
+                                              through_store(influx, f"series{n}_{r}", series))
+                    for db in dbs:
                         got = count(influx, db)
                         if got != total:
                             raise RuntimeError(f"{db}: {got} points stored of {total}")
@@ -144,6 +169,10 @@ def main() -> None:
                       f" real time needs {need:,} points/s ({need / store_rate:.0%} of the "
                       f"store's rate)")
                 both = total / (best_raw + best_encode)
+                series_rate = total / best_series
+                print(f"   store with series {series_rate:,.0f} points/s -> series / points = "
+                      f"{series_rate / store_rate:.2f}, series / plain = "
+                      f"{series_rate / raw_rate:.2f}")
                 print(f"   line encoding alone {total / best_encode:,.0f} points/s; encoding + "
                       f"plain POST {both:,.0f} points/s -> store / (encode + POST) = "
                       f"{store_rate / both:.2f}")

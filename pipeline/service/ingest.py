@@ -27,8 +27,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from hipstride.frames import Frame, FrameError, decode_frame
-from hipstride.pipeline.store.base import MEASUREMENTS, Point
+from hipstride.pipeline.store.base import MEASUREMENTS, Point, PointSeries, count_points
 from hipstride.sequence import SequenceTracker
 from hipstride.streams import DescriptionError, StreamDescription
 
@@ -171,13 +173,26 @@ class DedupIndex:
         self._pending.add(key)
 
     def commit(self, keys: Iterable[FrameKey]) -> dict[StreamKey, SeenSet]:
+        keys = list(keys)
+        changed = self.stage(keys)
+        self.release(keys)
+        return changed
+
+    def stage(self, keys: Iterable[FrameKey]) -> dict[StreamKey, SeenSet]:
+        """For a batch handed to the store writer: the :class:`SeenSet` entries to persist
+        with it (copies, safe to use in another thread). The keys stay *pending* until
+        :meth:`release`, so a redelivered copy waits for its original's write."""
         changed: dict[StreamKey, SeenSet] = {}
         for key in keys:
-            self._pending.discard(key)
             seen = self._stored.setdefault(key[:3], SeenSet())
             seen.add(key[3])
             changed[key[:3]] = seen
-        return changed
+        return {k: SeenSet(v.first, v.low, set(v.extra)) for k, v in changed.items()}
+
+    def release(self, keys: Iterable[FrameKey]) -> None:
+        """The batch holding ``keys`` is stored or spooled: they are *stored* now."""
+        for key in keys:
+            self._pending.discard(key)
 
     @property
     def pending(self) -> int:
@@ -206,15 +221,25 @@ class GapTracker:
 _MEASUREMENT = {m.name: m for m in MEASUREMENTS}
 
 
-def points_to_bytes(points: Sequence[Point]) -> bytes:
-    """Points as compressed JSON (field types survive: int, float, bool, str)."""
-    body = [[p.measurement.name, p.time_ns, dict(p.tags), dict(p.fields)] for p in points]
+def points_to_bytes(points: Sequence[Point | PointSeries]) -> bytes:
+    """Points as compressed JSON (field types survive: int, float, bool, str); a series as
+    one entry with lists of times and values."""
+    body = [[p.measurement.name, p.time_ns.tolist(), dict(p.tags),
+             {p.field: p.values.tolist()}] if isinstance(p, PointSeries) else
+            [p.measurement.name, p.time_ns, dict(p.tags), dict(p.fields)] for p in points]
     return zlib.compress(json.dumps(body, separators=(",", ":")).encode(), 1)
 
 
-def points_from_bytes(data: bytes) -> list[Point]:
-    return [Point(_MEASUREMENT[m], t, tags, fields)
-            for m, t, tags, fields in json.loads(zlib.decompress(data))]
+def points_from_bytes(data: bytes) -> list[Point | PointSeries]:
+    out: list[Point | PointSeries] = []
+    for m, t, tags, fields in json.loads(zlib.decompress(data)):
+        if isinstance(t, list):
+            (name, values), = fields.items()
+            out.append(PointSeries(_MEASUREMENT[m], tags, name, np.asarray(t, dtype=np.int64),
+                                   np.asarray(values, dtype=float)))
+        else:
+            out.append(Point(_MEASUREMENT[m], t, tags, fields))
+    return out
 
 
 # --- durable state ------------------------------------------------------------------------------
@@ -251,8 +276,9 @@ class StateDB:
         return {(s, st, e): SeenSet(first, low, set(json.loads(extra)))
                 for s, st, e, first, low, extra in rows}
 
-    def commit(self, seen: dict[StreamKey, SeenSet], *, spool: Sequence[Point] = (),
-               refused: tuple[Sequence[Point], str] | None = None) -> None:
+    def commit(self, seen: dict[StreamKey, SeenSet], *,
+               spool: Sequence[Point | PointSeries] = (),
+               refused: tuple[Sequence[Point | PointSeries], str] | None = None) -> None:
         """In one transaction: record frames as stored and (optionally) spool a batch of
         points or keep a batch the store refused."""
         with self._lock, self._db:
@@ -262,10 +288,11 @@ class StateDB:
             if spool:
                 self._db.execute("INSERT INTO spool (created_ns, n_points, body) "
                                  "VALUES (?, ?, ?)",
-                                 (time.time_ns(), len(spool), points_to_bytes(spool)))
+                                 (time.time_ns(), count_points(spool),
+                                  points_to_bytes(spool)))
             if refused is not None:
                 self._db.execute("INSERT INTO refused (created_ns, n_points, body, error) "
-                                 "VALUES (?, ?, ?, ?)", (time.time_ns(), len(refused[0]),
+                                 "VALUES (?, ?, ?, ?)", (time.time_ns(), count_points(refused[0]),
                                                          points_to_bytes(refused[0]),
                                                          refused[1]))
 
@@ -312,7 +339,7 @@ class StateDB:
         return {s: (b, int(t)) for s, b, t in rows}
 
     # spool
-    def spool_oldest(self) -> tuple[int, list[Point]] | None:
+    def spool_oldest(self) -> tuple[int, list[Point | PointSeries]] | None:
         with self._lock:
             row = self._db.execute("SELECT id, body FROM spool ORDER BY id LIMIT 1").fetchone()
         return None if row is None else (row[0], points_from_bytes(row[1]))

@@ -1,22 +1,30 @@
 """The pipeline's imperative shell: MQTT in, store and MQTT out, metrics, shutdown.
 
-One main thread does all the work, in arrival order; paho's network thread only puts
-messages on a queue (it never blocks, never touches the store). Delivery:
+One main thread does the work, in arrival order; paho's network thread only puts messages on
+a queue (it never blocks, never touches the store), and the store writes run on a writer
+thread (:class:`StoreWriter`, one batch at a time). Delivery:
 
 1. Subscriptions are QoS 1 on a persistent session (``clean_session=False``, a fixed client
    id per partition), with paho's **manual acknowledgements**: the broker keeps re-sending a
    message until we PUBACK it, across our crashes and reconnects.
 2. A frame is validated (:func:`.ingest.validate_frame`), de-duplicated by (station, stream,
    epoch, seq), appended to the station's recording and fed to its engine.
-3. Every ``batch_interval_s`` (default 100 ms) the batch — the frames' index points, the
-   engine's stride rows, cues and processed envelopes — is written to the store in one
-   synchronous call. If the store is down (:class:`StoreUnavailable`) the batch goes to the
-   on-disk spool instead, and later batches follow it there until the spool is replayed, oldest
-   first, so the store receives batches in order. The frames are recorded as stored in the
-   same SQLite transaction that spools them.
-4. Only then are the batch's MQTT messages acknowledged. A crash before that means redelivery;
-   redelivered frames already stored are recognised and acknowledged without a second write,
-   and a write repeated anyway is idempotent in the store.
+3. Live: a station's engine is polled as soon as every stream it uses has new data (or
+   ``LIVE_WAIT_S`` after a frame, a stream being late), at most every ``LIVE_INTERVAL_S``;
+   its outputs join the open batch and its ``…/live`` message goes out at once — not
+   waiting for the store.
+4. Every ``batch_interval_s`` (default 100 ms), once the previous batch is written, the batch
+   — the frames' index points, the engines' stride rows, cues and processed streams — is
+   handed to the writer thread: one synchronous store call. If the store is down
+   (:class:`StoreUnavailable`) the batch goes to the on-disk spool instead, and later batches
+   follow it there until the spool is replayed, oldest first, so the store receives batches in
+   order. The frames are recorded as stored in the same SQLite transaction that spools them.
+   Meanwhile intake, engines and live messages go on (a batch that reaches
+   ``batch_max_frames`` waits for the writer: back-pressure).
+5. Only once the batch is written are its MQTT messages acknowledged (by the main thread). A
+   crash before that means redelivery; redelivered frames already stored are recognised and
+   acknowledged without a second write, a copy of a frame still being written waits for its
+   original, and a write repeated anyway is idempotent in the store.
 
 Partitioning (``--partition I/N``): each process has its own persistent session and receives
 every station's messages, acknowledging at once those of stations outside its share (a stable
@@ -31,6 +39,7 @@ import logging
 import math
 import queue
 import signal
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -50,7 +59,7 @@ from hipstride.pipeline.store import (
     StoreUnavailable,
     open_store,
 )
-from hipstride.pipeline.store.base import FRAMES, FrameRecord, Point
+from hipstride.pipeline.store.base import FrameRecord, Point, PointSeries
 
 from .config import PipelineConfig
 from .ingest import (
@@ -63,6 +72,7 @@ from .ingest import (
     validate_description,
     validate_frame,
 )
+from .live import LIVE_VERSION, LiveState
 from .phases import WAIT_S, PhaseJob, results_message
 from .sessions import (
     UNASSIGNED,
@@ -73,18 +83,32 @@ from .sessions import (
     parse_command,
     peek_command,
 )
-from .station import Station, StationOutput, output_points
+from .station import Station, frame_points, output_points
 
 __all__ = ["Metrics", "Pipeline", "RateLimitedLog", "install_signal_handlers"]
 
 log = logging.getLogger("hipstride.pipeline")
-LIVE_VERSION = 1
 INVALID_STATION = "_invalid"
 MAX_SPOOL_RETRY_S = 30.0
 INGEST_VERSION = 1
 #: ``…/ingest`` is published at most once per this interval per station (s), and at once on
 #: the first rejection of a reason.
 INGEST_INTERVAL_S = 1.0
+#: ``…/live`` per station at most this often on average (s; a token bucket, messages at
+#: least 20 ms apart): as soon as the engine has new data for every stream, else after
+#: :data:`LIVE_WAIT_S` (a stream late or gone).
+LIVE_INTERVAL_S = 0.05
+LIVE_WAIT_S = 0.1
+#: The live message's ``series`` (envelopes, angles) at most this rate (Hz).
+LIVE_SERIES_HZ = 25.0
+#: Messages handled in a row before due live messages are published (s).
+DRAIN_S = 0.002
+#: A station's engine calibration state is compared and saved at most this often (s), and
+#: at once when the engine's phase changed.
+CALIBRATION_SAVE_S = 1.0
+#: ``sys.setswitchinterval`` for the service (s; Python's default is 0.005): see
+#: :func:`run_pipeline`.
+SWITCH_INTERVAL_S = 0.0002
 
 
 class RateLimitedLog:
@@ -124,6 +148,15 @@ class Metrics:
     def set(self, name: str, value: float, labels: tuple = ()) -> None:
         with self.lock:
             self.gauges[name][labels] = value
+
+    def update(self, counts: dict[str, Counter], gauges: dict[str, dict[tuple, float]]
+               ) -> None:
+        """Many counter increments and gauge values under one lock (e.g. a batch's)."""
+        with self.lock:
+            for name, by in counts.items():
+                self.counters[name].update(by)
+            for name, values in gauges.items():
+                self.gauges[name].update(values)
 
 
 #: name -> (type, help, label names)
@@ -233,7 +266,7 @@ class StoreSink:
         self.metrics.set("spool_points", self.depth[1])
         self.metrics.set("refused_batches", self.state.refused_depth())
 
-    def _timed_write(self, points: list[Point]) -> None:
+    def _timed_write(self, points: list[Point | PointSeries]) -> None:
         start = time.perf_counter()
         try:
             self.store.write_points(points)
@@ -243,7 +276,7 @@ class StoreSink:
             self.metrics.inc("store_write_seconds_count")
             self.metrics.set("store_write_seconds_last", took)
 
-    def write(self, points: list[Point], seen: dict) -> str:
+    def write(self, points: list[Point | PointSeries], seen: dict) -> str:
         """Store (or spool) a batch and persist ``seen`` with it; returns the outcome."""
         if self.depth[0]:
             self.state.commit(seen, spool=points)
@@ -307,6 +340,56 @@ class StoreSink:
         self._update()
 
 
+class StoreWriter:
+    """The store writes on their own thread, one batch at a time, so that intake, the engines
+    and live messages go on during a slow write. The main thread hands a batch over
+    (:meth:`submit`) and acknowledges its messages only when :attr:`done` is set (after the
+    store or spool write): at-least-once is unchanged. Idle, it replays the spool."""
+
+    def __init__(self, sink: StoreSink, wake: Callable[[], None]) -> None:
+        self.sink = sink
+        self.wake = wake
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self._jobs: queue.Queue[tuple[list, dict] | None] = queue.Queue(maxsize=1)
+        self.thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self.thread.start()
+
+    def submit(self, points: list[Point | PointSeries], seen: dict) -> None:
+        self.done.clear()
+        self._jobs.put((points, seen))
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        try:
+            self._jobs.put(None, timeout=timeout_s)
+        except queue.Full:  # stuck in a write: it is a daemon thread
+            return
+        self.thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=0.1)
+            except queue.Empty:
+                self._replay()
+                continue
+            if job is None:
+                return
+            try:
+                self.sink.write(*job)
+            except BaseException as err:  # handed to the main thread, which stops
+                self.error = err
+            self.done.set()
+            self.wake()
+            self._replay()
+
+    def _replay(self) -> None:
+        try:
+            self.sink.replay()
+        except Exception:  # e.g. the state DB failing: logged, retried on the next turn
+            log.exception("store spool replay failed")
+
+
 # --- the service --------------------------------------------------------------------------------
 @dataclass
 class _Message:
@@ -324,7 +407,8 @@ class _Batch:
     frames: dict[str, list[FrameRecord]] = field(default_factory=lambda: defaultdict(list))
     acks: list[_Message] = field(default_factory=list)
     stations: set[str] = field(default_factory=set)
-    points: list[Point] = field(default_factory=list)  # session metadata
+    points: list[Point | PointSeries] = field(default_factory=list)  # outputs, metadata
+    polled: set[str] = field(default_factory=set)  # stations whose engine ran
     started: float = field(default_factory=time.monotonic)
 
 
@@ -359,9 +443,19 @@ class Pipeline:
                                          ssl_ca_cert=config.ca_file)
         self.sink = StoreSink(self.store, self.state, self.metrics, self.say,
                               retry_s=config.spool_retry_s)
-        self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[_Message | None] = queue.SimpleQueue()
         self._generation = 0
         self._batch = _Batch()
+        self._writing: _Batch | None = None  # handed to the writer, not yet acknowledged
+        self.writer = StoreWriter(self.sink, lambda: self._inbox.put(None))
+        self._live: dict[str, LiveState] = {}
+        self._dirty: set[str] = set()  # stations with frames their engine has not seen
+        self._calibration_due: dict[str, float] = {}  # station -> next save (monotonic)
+        self._calibration_pending: set[str] = set()  # polled since their last save
+        self._calibration_phase: dict[str, str | None] = {}  # engine phase at the last save
+        self._counts: dict[str, Counter] = {"frames_total": Counter(),
+                                            "samples_total": Counter()}
+        self._lag: dict[tuple, float] = {}
         self._stop = threading.Event()
         self.metrics_server: MetricsServer | None = None
         self._phase_jobs: list[PhaseJob] = []
@@ -412,26 +506,46 @@ class Pipeline:
             self._drain_inbox()
             for job in self._phase_jobs:  # a phase that just ended: analyse what arrived
                 job.due = -math.inf
-            self._flush()
+            self._wait_written()
+            self._flush(final=True)
+            self._wait_written()
         finally:
-            self._shutdown()
+            try:
+                self.writer.close()
+            finally:
+                self._shutdown()
         return 0
 
     def _step(self) -> None:
-        """Handle what arrived until the batch is due, then flush it; replay the spool."""
+        """Handle what arrives, publishing live messages as engines have new output, until
+        the batch is due and the writer free; then hand the batch to the writer."""
         due = self._batch.started + self.config.batch_interval_s
-        end = time.monotonic() + self.config.batch_interval_s
-        while len(self._batch.keys) < self.config.batch_max_frames:
-            wait = min(due, end) - time.monotonic()
-            if wait <= 0:
+        while True:
+            if self.writer.done.is_set() and self._writing is not None:
+                self._written()
+            if len(self._batch.keys) >= self.config.batch_max_frames:
+                self._wait_written()  # back-pressure: the store is slower than intake
                 break
-            try:
-                message = self._inbox.get(timeout=wait)
+            now = time.monotonic()
+            if now >= due and self._writing is None:
+                break
+            wake = self._live_tick(now)
+            if self._writing is None:
+                wake = min(wake, due)
+            try:  # the writer puts None when it is done
+                message = self._inbox.get(timeout=min(max(0.0, wake - time.monotonic()),
+                                                      self.config.batch_interval_s))
             except queue.Empty:
-                break
+                continue
             self._handle(message)
+            end = time.monotonic() + DRAIN_S
+            while time.monotonic() < end and \
+                    len(self._batch.keys) < self.config.batch_max_frames:
+                try:
+                    self._handle(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
         self._flush()
-        self.sink.replay()
         self.metrics.set("mqtt_connected", int(self.connection.connected.is_set()))
         self.metrics.set("mqtt_subscribed", int(self._subscribed.is_set()))
 
@@ -441,6 +555,22 @@ class Pipeline:
                 self._handle(self._inbox.get_nowait())
             except queue.Empty:
                 return
+
+    def _wait_written(self) -> None:
+        """Wait for the batch being written (if any) and acknowledge its messages."""
+        if self._writing is not None:
+            self.writer.done.wait()
+            self._written()
+
+    def _written(self) -> None:
+        """The writer stored or spooled the batch: its frames are stored; acknowledge."""
+        batch, self._writing = self._writing, None
+        if self.writer.error is not None:
+            raise RuntimeError("the store writer failed") from self.writer.error
+        self.dedup.release(batch.keys)
+        for msg in batch.acks:
+            self._ack(msg)
+        self.metrics.set("pending_frames", self.dedup.pending)
 
     def _station(self, station: str) -> Station:
         st = self.stations.get(station)
@@ -504,7 +634,9 @@ class Pipeline:
             if now >= due:
                 self._publish_ingest(station)
 
-    def _handle(self, msg: _Message) -> None:
+    def _handle(self, msg: _Message | None) -> None:
+        if msg is None:  # the writer's wake-up
+            return
         try:
             parsed = topics.parse(msg.topic)
         except ValueError as err:
@@ -709,72 +841,121 @@ class Pipeline:
                                                             st.timeline.at(frame.t0_ns)[0]))
         batch.acks.append(msg)
         batch.stations.add(station)
-        self.metrics.inc("frames_total", (station, stream))
-        self.metrics.inc("samples_total", (station, stream), frame.n_samples)
-        self.metrics.set("lag_seconds", (msg.arrival_ns - frame.t0_ns - frame.duration_ns) / 1e9,
-                         (station,))
+        if station not in self._dirty:
+            self._dirty.add(station)
+            self._live_state(station).dirty_since = time.monotonic()
+        # counted here, published to the metrics once per batch (_flush)
+        self._counts["frames_total"][(station, stream)] += 1
+        self._counts["samples_total"][(station, stream)] += frame.n_samples
+        self._lag[(station,)] = (msg.arrival_ns - frame.t0_ns - frame.duration_ns) / 1e9
 
-    def _flush(self) -> None:
+    def _flush(self, *, final: bool = False) -> None:
+        """Hand the batch to the writer (frame index, engine outputs, metadata); its
+        messages are acknowledged once it is written (:meth:`_written`)."""
         if self._phase_jobs:
             self._run_phases()
+        if final:
+            for name in sorted(self._dirty):
+                self._poll(name)
+                self._publish_live(name)
         batch, self._batch = self._batch, _Batch()
-        points: list[Point] = list(batch.points)
+        points: list[Point | PointSeries] = list(batch.points)
         for station, records in batch.frames.items():
-            points += [Point.make(FRAMES, f.t0_ns, {"station": station, "stream": f.stream},
-                                  {"epoch": f.epoch, "seq": f.seq, "n_samples": f.n_samples,
-                                   "rate_hz": f.rate_hz, "session": f.session})
-                       for f in records]
-        for name in sorted(batch.stations):
-            st = self.stations[name]
-            out = st.poll()
-            if out is not None:
-                points += output_points(out, st.timeline)
-                self._publish(out)
-                update = st.calibration_update()
+            points += frame_points(station, records)
+        now = time.monotonic()
+        self._calibration_pending |= batch.polled
+        for name in sorted(self._calibration_pending):
+            engine = self.stations[name].engine
+            phase = engine.phase if engine is not None else None
+            if final or now >= self._calibration_due.get(name, -math.inf) or \
+                    phase != self._calibration_phase.get(name):  # e.g. running: at once
+                self._calibration_pending.discard(name)
+                self._calibration_due[name] = now + CALIBRATION_SAVE_S
+                self._calibration_phase[name] = phase
+                update = self.stations[name].calibration_update()
                 if update is not None:
                     self.state.save_calibration(name, *update)
-            st.flush()
+        for name in batch.stations:
+            self.stations[name].flush()  # recordings to the OS before the acknowledgements
         if batch.keys or points:
-            seen = self.dedup.commit(batch.keys)
-            self.sink.write(points, seen)
-        for msg in batch.acks:
-            self._ack(msg)
-        self.metrics.set("pending_frames", self.dedup.pending)
-        for (station, stream), n in self.gaps.missing().items():
-            self.metrics.set("sequence_missing_frames", n, (station, stream))
+            seen = self.dedup.stage(batch.keys)
+            self._writing = batch
+            self.writer.submit(points, seen)
+        else:  # nothing to write; anything waiting on an earlier batch has it written
+            for msg in batch.acks:
+                self._ack(msg)
+        self.metrics.update(self._counts, {
+            "lag_seconds": self._lag, "pending_frames": {(): self.dedup.pending},
+            "sequence_missing_frames": dict(self.gaps.missing())})
+        self._counts = {name: Counter() for name in self._counts}
+        self._lag = {}
         self._ingest_tick()
 
-    def _publish(self, out: StationOutput) -> None:
-        """Live metrics (QoS 0) and cues (QoS 1) for the dashboard."""
+    # -- live -----------------------------------------------------------------------------
+    def _live_state(self, station: str) -> LiveState:
+        live = self._live.get(station)
+        if live is None:
+            live = self._live[station] = LiveState(series_hz=LIVE_SERIES_HZ,
+                                                   interval_s=LIVE_INTERVAL_S)
+        return live
+
+    def _live_tick(self, now: float) -> float:
+        """Poll and publish the stations that are due; returns when the next one is."""
+        wake = math.inf
+        for name in list(self._dirty):
+            live = self._live[name]
+            until = self.stations[name].data_until_ns()
+            ready = until is not None and until > live.polled_until_ns
+            at = live.allowed_at(now)
+            if not ready:
+                at = max(at, (live.dirty_since or now) + LIVE_WAIT_S)
+            if now >= at:
+                self._poll(name)
+                self._publish_live(name)
+            else:
+                wake = min(wake, at)
+        return wake
+
+    def _poll(self, name: str) -> None:
+        """Run a station's engine on what arrived: outputs into the batch, cues out now,
+        the rest kept for its next live message."""
+        st = self.stations[name]
+        live = self._live_state(name)
+        self._dirty.discard(name)
+        live.dirty_since = None
+        until = st.data_until_ns()
+        if until is not None:
+            live.polled_until_ns = until
+        out = st.poll()
+        if out is None:
+            return
+        self._batch.polled.add(name)
+        self._batch.points += output_points(out, st.timeline, series=True)
         e = out.engine
         for problem in out.problems:
-            self.say(logging.WARNING, f"problem:{out.station}:{problem[:40]}", "%s", problem)
+            self.say(logging.WARNING, f"problem:{name}:{problem[:40]}", "%s", problem)
         if e.rows:
-            self.metrics.inc("stride_rows_total", (out.station,), len(e.rows))
-        snapshot = e.snapshot or {}
-        envelope = (snapshot.get("processed") or {}).get("envelope_mv") or {}
-        time_s = snapshot.get("time_s")
-        live = {
-            "version": LIVE_VERSION, "station": out.station, "time_ns": time.time_ns(),
-            "data_time_ns": (out.origin_ns + round(time_s * 1e9)
-                             if isinstance(time_s, float | int) and math.isfinite(time_s)
-                             else None),
-            "phase": snapshot.get("phase"),
-            "hip_flexion_deg": snapshot.get("hip_flexion_deg"),
-            "pelvic_tilt_deg": snapshot.get("pelvic_tilt_deg"),
-            "envelope_mv": {c: (v[-1] if len(v) else None) for c, v in envelope.items()},
-            "strides": e.rows,
-            "rejected": self.rejected.for_station(out.station),
-            "problems": out.problems,
-            "session": self._sessions(out.station).state.session or UNASSIGNED,
-        }
-        self.client.publish(topics.live(out.station), json.dumps(jsonable(live)), qos=0)
+            self.metrics.inc("stride_rows_total", (name,), len(e.rows))
         for event in e.cue_events:
-            self.metrics.inc("cues_total", (out.station,))
+            self.metrics.inc("cues_total", (name,))
             time_ns = out.origin_ns + round(float(event["stride_start_s"]) * 1e9)
-            body = {"version": LIVE_VERSION, "station": out.station, "time_ns": time_ns,
-                    "session": self._sessions(out.station).timeline.at(time_ns)[0], **event}
-            self.client.publish(topics.cues(out.station), json.dumps(jsonable(body)), qos=1)
+            body = {"version": LIVE_VERSION, "station": name, "time_ns": time_ns,
+                    "session": self._sessions(name).timeline.at(time_ns)[0], **event}
+            self.client.publish(topics.cues(name), json.dumps(jsonable(body)), qos=1)
+        live.add(out.origin_ns, e, out.problems)
+
+    def _publish_live(self, name: str) -> None:
+        """``…/live`` (QoS 0) for the dashboard: docs/protocol.md, "Live metrics"."""
+        live = self._live_state(name)
+        if live.snapshot is None:
+            return
+        live.spend(time.monotonic())
+        body = live.message(name, rejected=self.rejected.for_station(name),
+                            session=self._sessions(name).state.session or UNASSIGNED)
+        series = body.pop("series")  # already plain lists: skip jsonable's walk through them
+        body = jsonable(body)
+        body["series"] = series
+        self.client.publish(topics.live(name), json.dumps(body), qos=0)
 
     def _shutdown(self) -> None:
         try:
@@ -803,6 +984,11 @@ def install_signal_handlers(pipeline: Pipeline,
 def run_pipeline(config: PipelineConfig, *, on_ready: Callable[[Pipeline], None] | None = None
                  ) -> int:
     """Build, install signal handlers, run."""
+    # paho's network thread reads each message with several socket reads, each giving up
+    # the GIL; with the default 5 ms switch interval it waits up to 5 ms to get it back
+    # from a busy main thread each time, so intake stalls well before the CPU is used up
+    # (a convoy). A short interval hands the GIL over at once.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     pipeline = Pipeline(config)
     install_signal_handlers(pipeline)
     if on_ready is not None:

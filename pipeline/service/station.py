@@ -18,9 +18,10 @@ appear twice; readers de-duplicate by (epoch, seq).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
-import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,14 +41,21 @@ from hipstride.pipeline.engine.stream import (
     StreamOutput,
     StreamSettings,
 )
-from hipstride.pipeline.store.base import PROCESSED, Point, PointBuilder
+from hipstride.pipeline.store.base import (
+    FRAMES,
+    PROCESSED,
+    FrameRecord,
+    Point,
+    PointBuilder,
+    PointSeries,
+)
 from hipstride.recording import MAGIC, RECORD, RecordingWriter
 from hipstride.streams import EMG_STREAM, IMU_CHANNELS, IMU_SEGMENTS, StreamDescription
 
 from .phases import PRONE_PAD_S, RING_S, PhaseJob, SampleRing
 from .sessions import UNASSIGNED, Timeline
 
-__all__ = ["Station", "StationOutput", "output_points", "repair_recording"]
+__all__ = ["Station", "StationOutput", "frame_points", "output_points", "repair_recording"]
 
 log = logging.getLogger("hipstride.pipeline")
 ENVELOPE_STREAM = "emg_envelope"
@@ -68,6 +76,23 @@ class _Feed:
     segment: str | None
     index: np.ndarray  # column order
     factor: np.ndarray  # physical unit -> engine unit, per used column
+    scale: np.ndarray = field(default_factory=lambda: np.ones(0))  # raw -> physical, used
+    offset: np.ndarray = field(default_factory=lambda: np.zeros(0))  # columns (description)
+    all_columns: bool = False  # index is 0..n-1
+    unit_scale: bool = False  # every scale is 1
+
+    def engine_units(self, samples: np.ndarray) -> np.ndarray:
+        """Raw frame samples -> the used columns in engine units; the same arithmetic as
+        ``description.to_physical(samples)[:, index] * factor``, column by column."""
+        if self.all_columns and samples.shape[1] == len(self.index):
+            x = samples.astype(np.float64)  # every column, in order: no gather
+        else:
+            x = samples[:, self.index].astype(np.float64)
+        if not self.unit_scale:  # x * 1.0 is x
+            x *= self.scale
+        x += self.offset
+        x *= self.factor
+        return x
 
 
 @dataclass
@@ -107,6 +132,17 @@ def repair_recording(path: Path) -> int:
 
 def _feed_for(description: StreamDescription) -> tuple[_Feed | None, str | None]:
     """The conversion for a stream the engine uses, or (None, why not)."""
+    feed, why = _feed_columns(description)
+    if feed is not None:
+        feed.scale = np.array([description.channels[i].scale for i in feed.index], dtype=float)
+        feed.offset = np.array([description.channels[i].offset for i in feed.index],
+                               dtype=float)
+        feed.all_columns = bool(np.array_equal(feed.index, np.arange(len(description.channels))))
+        feed.unit_scale = bool((feed.scale == 1.0).all())
+    return feed, why
+
+
+def _feed_columns(description: StreamDescription) -> tuple[_Feed | None, str | None]:
     units = [c.unit for c in description.channels]
     if description.stream == EMG_STREAM and description.kind == "emg":
         try:
@@ -158,6 +194,8 @@ class Station:
         self._stored_calibration = calibration
         self._saved_calibration: str | None = calibration[0] if calibration else None
         self.last_ns: int | None = None  # t0 of the latest frame fed
+        self._ends: dict[str, int] = {}  # engine stream -> end (ns) of its latest frame
+        self._day: tuple[int, int, str] = (0, 0, "")  # [start, end) ns of the cached day name
         self.resumed = False
         self.ring = SampleRing(ring_s)
         self._specs: tuple[EmgStream | None, list[ImuStream]] | None = None
@@ -196,8 +234,10 @@ class Station:
         feed = self._feeds.get(frame.stream)
         if feed is None:
             return
-        description = self.descriptions[frame.stream]
-        x = description.to_physical(frame.samples)[:, feed.index] * feed.factor
+        end = frame.t0_ns + frame.duration_ns
+        if end > self._ends.get(frame.stream, -1):
+            self._ends[frame.stream] = end
+        x = feed.engine_units(frame.samples)
         self.ring.add(frame.stream, frame.t0_ns, frame.rate_hz, x)
         if self.engine is None:
             return
@@ -209,6 +249,14 @@ class Station:
                 self.engine.push_imu(feed.segment, x[:, :3], x[:, 3:], t0_s)
         except Exception as err:  # one station's engine must not stop the others
             self._engine_failed(err)
+
+    def data_until_ns(self) -> int | None:
+        """How far every stream the engine uses has arrived (the earliest end of their
+        latest frames, ns), None before each has one: a live message polled now reflects
+        data up to here."""
+        if not self._feeds or len(self._ends) < len(self._feeds):
+            return None
+        return min(self._ends.get(name, -1) for name in self._feeds)
 
     def _build_engine(self) -> None:
         emg: EmgStream | None = None
@@ -436,8 +484,13 @@ class Station:
     def _record(self, frame: Frame, payload: bytes) -> None:
         session, athlete = self.timeline.at(frame.t0_ns)
         if session == UNASSIGNED:
-            day = dt.datetime.fromtimestamp(frame.t0_ns / 1e9, dt.UTC).strftime("%Y-%m-%d")
-            name = f"{self.station}-{day}.hsrec"
+            start, end, name = self._day
+            if not start <= frame.t0_ns < end:
+                day = dt.datetime.fromtimestamp(frame.t0_ns / 1e9, dt.UTC).date()
+                start = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+                            .timestamp()) * 10**9
+                name = f"{self.station}-{day.isoformat()}.hsrec"
+                self._day = (start, start + 86_400 * 10**9, name)
         else:
             name = f"{self.station}-{session}.hsrec"
         writer = self._writers.pop(name, None) or self._open(name, session, athlete)
@@ -491,14 +544,16 @@ class Station:
 
 
 # --- outputs as store points -------------------------------------------------------------------
-def output_points(out: StationOutput, timeline: Timeline | None = None) -> list[Point]:
+def output_points(out: StationOutput, timeline: Timeline | None = None, *,
+                  series: bool = False) -> list[Point | PointSeries]:
     """Stride rows, cue events, the processed EMG envelopes and angles of one poll, as points.
 
     Each item is tagged with the session its time falls in on ``timeline`` (a stride by its
     initial contact, a cue by its stride, a processed value by its sample time), else
     ``unassigned``. Processed streams: ``emg_envelope`` (a channel per EMG channel, mV),
     ``hip_angle`` (``hip_flexion_l_deg``, ``hip_flexion_r_deg``) and ``pelvis_angle``
-    (``pelvic_tilt_deg``), all ≤ 100 Hz.
+    (``pelvic_tilt_deg``), all ≤ 100 Hz. With ``series`` each processed channel comes as one
+    :class:`PointSeries` (stored the same, far cheaper to build and write), else as points.
     """
     timeline = timeline or Timeline()
     c = PointBuilder()
@@ -510,34 +565,53 @@ def output_points(out: StationOutput, timeline: Timeline | None = None) -> list[
         for session, athlete, mask in timeline.split(np.asarray(times, dtype=np.int64)):
             yield session, athlete, [i for i, m in zip(items, mask.tolist(), strict=True) if m]
 
-    for session, athlete, rows in split(e.rows):
-        c.write_strides(out.station, session, athlete, rows, origin_ns=out.origin_ns)
-    for session, athlete, events in split(e.cue_events):
-        c.write_cues(out.station, session, athlete, events, origin_ns=out.origin_ns)
+    if e.rows:
+        for session, athlete, rows in split(e.rows):
+            c.write_strides(out.station, session, athlete, rows, origin_ns=out.origin_ns)
+    if e.cue_events:
+        for session, athlete, events in split(e.cue_events):
+            c.write_cues(out.station, session, athlete, events, origin_ns=out.origin_ns)
+    blocks: list[tuple[str, str, Any, Any]] = []  # (stream, channel, time_s, values)
     processed = e.snapshot.get("processed") or {}
-    times = np.asarray(processed.get("time_s", ()), dtype=float)
-    if len(times):
-        stamps = out.origin_ns + np.round(times * 1e9).astype(np.int64)
-        for session, _athlete, mask in timeline.split(stamps):
-            for channel, values in processed.get("envelope_mv", {}).items():
-                template = Point.make(PROCESSED, 0, {"station": out.station, "session": session,
-                                                     "stream": ENVELOPE_STREAM,
-                                                     "channel": channel}, {"value": 0.0})
-                c.points += [Point(PROCESSED, t, template.tags, {"value": v}) for t, v in
-                             zip(stamps[mask].tolist(),
-                                 np.asarray(values, float)[mask].tolist(), strict=True)
-                             if math.isfinite(v)]
-    for channel, series in (e.snapshot.get("angles_deg") or {}).items():
-        times = np.asarray(series["time_s"], dtype=float)
-        if not len(times):
+    times = processed.get("time_s", ())
+    for channel, values in (processed.get("envelope_mv") or {}).items():
+        blocks.append((ENVELOPE_STREAM, channel, times, values))
+    for channel, s in (e.snapshot.get("angles_deg") or {}).items():
+        blocks.append((ANGLE_STREAMS.get(channel, "angle"), channel, s["time_s"], s["value"]))
+    for stream, channel, time_s, values in blocks:
+        t = np.asarray(time_s, dtype=float)
+        if not len(t):
             continue
-        stamps = out.origin_ns + np.round(times * 1e9).astype(np.int64)
-        values = np.asarray(series["value"], dtype=float)
+        stamps = out.origin_ns + np.round(t * 1e9).astype(np.int64)
+        v = np.asarray(values, dtype=float)
         for session, _athlete, mask in timeline.split(stamps):
-            template = Point.make(PROCESSED, 0, {"station": out.station, "session": session,
-                                                 "stream": ANGLE_STREAMS.get(channel, "angle"),
-                                                 "channel": channel}, {"value": 0.0})
-            c.points += [Point(PROCESSED, t, template.tags, {"value": v}) for t, v in
-                         zip(stamps[mask].tolist(), values[mask].tolist(), strict=True)
-                         if math.isfinite(v)]
+            t_in, v_in = stamps[mask], v[mask]
+            finite = np.isfinite(v_in)
+            if not finite.all():
+                t_in, v_in = t_in[finite], v_in[finite]
+            if len(t_in):
+                made = PointSeries(PROCESSED, _processed_tags(out.station, session, stream,
+                                                              channel), "value", t_in, v_in)
+                c.points += [made] if series else made.points()
     return c.points
+
+
+@functools.lru_cache(maxsize=4096)
+def _processed_tags(station: str, session: str, stream: str, channel: str) -> Mapping[str, str]:
+    """Checked tags of a processed series (what :meth:`PointSeries.make` would check),
+    made once per series key."""
+    return Point.make(PROCESSED, 0, {"station": station, "session": session, "stream": stream,
+                                     "channel": channel}, {"value": 0.0}).tags
+
+
+def frame_points(station: str, records: list[FrameRecord]) -> list[Point]:
+    """Frame index points of validated frames (the fields :meth:`Point.make` would give,
+    without its checks: the decoder already guarantees the types)."""
+    return [Point(FRAMES, f.t0_ns, {"station": station, "stream": f.stream},
+                  {"epoch": f.epoch, "seq": f.seq, "n_samples": f.n_samples,
+                   "rate_hz": float(f.rate_hz), "session": f.session})
+            if f.session else
+            Point.make(FRAMES, f.t0_ns, {"station": station, "stream": f.stream},
+                       {"epoch": f.epoch, "seq": f.seq, "n_samples": f.n_samples,
+                        "rate_hz": f.rate_hz, "session": f.session})
+            for f in records]

@@ -33,7 +33,7 @@ from hipstride.pipeline.engine.schema import (
 __all__ = [
     "CALIBRATION", "CUES", "FRAMES", "MEASUREMENTS", "PHE", "PROCESSED", "SCHEMA_VERSION",
     "SESSIONS", "STRIDES", "TIME_PRECISION", "FrameRecord", "Measurement", "Point",
-    "PointBuilder",
+    "PointBuilder", "PointSeries",
     "ProcessedSeries", "SessionMeta", "Store", "StoreError", "StoreRejected", "StoreUnavailable",
     "StreamCount",
 ]
@@ -150,6 +150,62 @@ class Point:
         return cls(m, int(time_ns), clean_tags, clean)
 
 
+@dataclass(frozen=True)
+class PointSeries:
+    """Many points of one measurement that share their tags and carry one float field, as
+    two arrays: a batch of processed samples costs a few objects instead of one
+    :class:`Point` per sample. Stored exactly as the points of :meth:`points` would be (same
+    key, same value); use :meth:`make`, which checks the tags and drops non-finite values."""
+
+    measurement: Measurement
+    tags: Mapping[str, str]
+    field: str
+    time_ns: np.ndarray  # int64
+    values: np.ndarray  # float64, all finite
+
+    @classmethod
+    def make(cls, m: Measurement, tags: Mapping[str, Any], field: str, time_ns: Any,
+             values: Any) -> PointSeries | None:
+        """A checked series, or None when no value is finite."""
+        if m.fields.get(field) is not float:
+            raise ValueError(f"{m.name}: {field!r} is not a float field")
+        template = Point.make(m, 0, tags, {field: 0.0})
+        t = np.asarray(time_ns, dtype=np.int64).reshape(-1)
+        v = np.asarray(values, dtype=float).reshape(-1)
+        if len(t) != len(v):
+            raise ValueError(f"{m.name}: {len(t)} times for {len(v)} values")
+        keep = np.isfinite(v)
+        if not keep.all():
+            t, v = t[keep], v[keep]
+        if not len(t):
+            return None
+        return cls(m, template.tags, field, t, v)
+
+    def __len__(self) -> int:
+        return len(self.time_ns)
+
+    def points(self) -> list[Point]:
+        """The same data as individual points."""
+        return [Point(self.measurement, t, self.tags, {self.field: v})
+                for t, v in zip(self.time_ns.tolist(), self.values.tolist(), strict=True)]
+
+
+def count_points(items: Iterable[Point | PointSeries | None]) -> int:
+    """Points in a list of points and series."""
+    return sum(len(p) if isinstance(p, PointSeries) else 1 for p in items if p is not None)
+
+
+def expand_points(items: Iterable[Point | PointSeries | None]) -> list[Point]:
+    """Series replaced by their points (None entries dropped)."""
+    out: list[Point] = []
+    for p in items:
+        if isinstance(p, PointSeries):
+            out += p.points()
+        elif p is not None:
+            out.append(p)
+    return out
+
+
 def _coerce(kind: type, value: Any) -> Any:
     if value is None:
         return None
@@ -243,8 +299,8 @@ class Store(ABC):
 
     # backend -------------------------------------------------------------------------------
     @abstractmethod
-    def _write(self, points: Sequence[Point]) -> None:
-        """Store points (idempotent upsert by measurement, tags and time)."""
+    def _write(self, points: Sequence[Point | PointSeries]) -> None:
+        """Store points and series (idempotent upsert by measurement, tags and time)."""
 
     @abstractmethod
     def _select(self, m: Measurement, where: Mapping[str, str | Sequence[str]],
@@ -287,12 +343,13 @@ class Store(ABC):
         rows.sort(key=lambda r: (r["time"], *(r.get(t) or "" for t in m.tags)))
         return rows
 
-    def write_points(self, points: Iterable[Point | None]) -> int:
-        """Write prepared points (None entries skipped); returns how many were sent."""
+    def write_points(self, points: Iterable[Point | PointSeries | None]) -> int:
+        """Write prepared points and series (None entries skipped); returns how many points
+        were sent."""
         batch = [p for p in points if p is not None]
         if batch:
             self._write(batch)
-        return len(batch)
+        return count_points(batch)
 
     # writes --------------------------------------------------------------------------------
     def write_strides(self, station: str, session: str, athlete: str | None,
@@ -335,14 +392,9 @@ class Store(ABC):
             raise ValueError(f"processed {stream}: rate {rate_hz} Hz outside (0, 100 kHz]")
         times = int(t0_ns) + np.round(np.arange(len(x)) * (1e9 / rate_hz)).astype(np.int64)
         base = {"station": station, "session": session, "stream": stream}
-        points = []
-        for j, ch in enumerate(channels):
-            # one checked template per channel, then cheap copies per sample
-            tags = Point.make(PROCESSED, 0, {**base, "channel": ch}, {"value": 0.0}).tags
-            points += [Point(PROCESSED, t, tags, {"value": v})
-                       for t, v in zip(times.tolist(), x[:, j].tolist(), strict=True)
-                       if math.isfinite(v)]
-        return self.write_points(points)
+        return self.write_points(
+            PointSeries.make(PROCESSED, {**base, "channel": ch}, "value", times, x[:, j])
+            for j, ch in enumerate(channels))
 
     def write_frame_index(self, station: str, frames: Iterable[FrameRecord]) -> int:
         """Index entries of raw frames kept; key (station, stream, t0_ns)."""
@@ -504,9 +556,9 @@ class PointBuilder(Store):
     kind = "points"
 
     def __init__(self) -> None:
-        self.points: list[Point] = []
+        self.points: list[Point | PointSeries] = []
 
-    def _write(self, points: Sequence[Point]) -> None:
+    def _write(self, points: Sequence[Point | PointSeries]) -> None:
         self.points.extend(points)
 
     def _select(self, m: Measurement, where: Mapping[str, Any], start_ns: int | None = None,

@@ -28,9 +28,10 @@ from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
-from .base import Measurement, Point, Store, StoreRejected, StoreUnavailable
+from .base import Measurement, Point, PointSeries, Store, StoreRejected, StoreUnavailable
 
-__all__ = ["InfluxStore", "encode_line", "influxql_ident", "influxql_string", "parse_version"]
+__all__ = ["InfluxStore", "encode_line", "encode_lines", "influxql_ident", "influxql_string",
+           "parse_version"]
 
 T = TypeVar("T")
 
@@ -49,14 +50,34 @@ def _field_value(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _series_key(m: Measurement, tags: Mapping[str, str]) -> str:
+    """Measurement and tags (sorted): the start of every line of one series."""
+    parts = [m.name.translate(_ESC_MEASUREMENT)]
+    for key in sorted(tags):
+        parts.append(f"{key.translate(_ESC_KEY)}={tags[key].translate(_ESC_KEY)}")
+    return ",".join(parts)
+
+
 def encode_line(point: Point) -> str:
     """One point as a line of InfluxDB line protocol (keys sorted, time in ns)."""
-    parts = [point.measurement.name.translate(_ESC_MEASUREMENT)]
-    for key in sorted(point.tags):
-        parts.append(f"{key.translate(_ESC_KEY)}={point.tags[key].translate(_ESC_KEY)}")
     fields = ",".join(f"{k.translate(_ESC_KEY)}={_field_value(v)}"
                       for k, v in sorted(point.fields.items()))
-    return f"{','.join(parts)} {fields} {point.time_ns}"
+    return f"{_series_key(point.measurement, point.tags)} {fields} {point.time_ns}"
+
+
+def encode_lines(items: Sequence[Point | PointSeries]) -> list[str]:
+    """Points and series as lines; a series' lines are the ones its points would give
+    (the key is built once, each value is ``repr`` of the float as for a point)."""
+    lines: list[str] = []
+    for item in items:
+        if isinstance(item, PointSeries):
+            prefix = (f"{_series_key(item.measurement, item.tags)} "
+                      f"{item.field.translate(_ESC_KEY)}=")
+            lines += [f"{prefix}{v!r} {t}" for t, v in
+                      zip(item.time_ns.tolist(), item.values.tolist(), strict=True)]
+        else:
+            lines.append(encode_line(item))
+    return lines
 
 
 # --- InfluxQL -----------------------------------------------------------------------------------
@@ -220,10 +241,11 @@ class InfluxStore(Store):
         return f"{prefix}: HTTP {err.status} {what + ': ' if what else ''}{text}".strip()
 
     # --- backend ----------------------------------------------------------------------------
-    def _write(self, points: Sequence[Point]) -> None:
+    def _write(self, points: Sequence[Point | PointSeries]) -> None:
         client = self._connect()
-        for i in range(0, len(points), self.batch_size):
-            body = "\n".join(encode_line(p) for p in points[i:i + self.batch_size]).encode()
+        lines = encode_lines(points)
+        for i in range(0, len(lines), self.batch_size):
+            body = "\n".join(lines[i:i + self.batch_size]).encode()
             if self._v2:
                 self._write_v2(client, body)
             else:
