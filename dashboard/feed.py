@@ -2,7 +2,9 @@
 
 Pure: no MQTT, no Streamlit. :class:`Feed` takes each message (topic, payload, the time it
 arrived) and keeps, per station, a bounded picture of it: the last strides, about ten seconds
-of hip angle, pelvic tilt and EMG envelope, the active cues, the edge agent's last status
+of hip angle, pelvic tilt and EMG envelope (the live message's ``series``, ≤ 25 Hz; one point
+per message from a pipeline without it), the active cues (the live message's ``active_cues``,
+kept up to date between live messages by the ``cues`` events), the edge agent's last status
 (per-channel health) and the pipeline's session, results and ingest messages. Nothing grows
 without bound, and a malformed message is counted with a reason, never raised.
 
@@ -59,7 +61,7 @@ CUE_METRIC = {"hamstring_dominant": "glute_ham_ratio", "glutes_late": "glute_ham
               "limited_hip_extension": "peak_hip_extension_deg",
               "pelvis_tipping_forward": "peak_anterior_tilt_deg"}
 WINDOW_S = 10.0          # rolling charts: this much of hip angle, tilt and envelopes
-MAX_SAMPLES = 400        # ... and never more than this many points (the feed is ~10 Hz)
+MAX_SAMPLES = 400        # ... and never more than this many points per ring (series ≤ 25 Hz)
 MAX_STRIDES = 120        # strides kept per station (both sides)
 TREND_STRIDES = 15       # strides per side in a tile's trend
 MAX_EVENTS = 30          # cue events and pipeline problems kept per station
@@ -111,8 +113,11 @@ class StationState:
     phase: str | None = None
     live_session: str | None = None
     rejected: dict[str, Any] = field(default_factory=dict)
-    #: (time_ns, hip_l_deg, hip_r_deg, tilt_deg, {channel: envelope_mv})
+    #: (time_ns, hip_l_deg, hip_r_deg, tilt_deg, {channel: envelope_mv}): the envelope
+    #: ``series`` (angles NaN), or one row per live message without ``series``
     samples: deque = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
+    #: (time_ns, hip_l_deg, hip_r_deg, tilt_deg): the angle ``series`` (its own time axis)
+    angles: deque = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
     strides: deque = field(default_factory=lambda: deque(maxlen=MAX_STRIDES))
     strides_total: int = 0
     #: (cue, side, channel) -> the raise event, while the cue is active.
@@ -250,13 +255,19 @@ def _apply_live(state: StationState, body: Mapping[str, Any], now_ns: int) -> No
     hip = hip if isinstance(hip, Mapping) else {}
     envelope = body.get("envelope_mv") or {}
     envelope = envelope if isinstance(envelope, Mapping) else {}
-    at = body.get("data_time_ns")
-    at = int(at) if isinstance(at, int) and at > 0 else t_ns
-    state.samples.append((at, _num(hip.get("l")), _num(hip.get("r")),
-                          _num(body.get("pelvic_tilt_deg")),
-                          {str(c): _num(v) for c, v in envelope.items()}))
-    while state.samples and at - state.samples[0][0] > WINDOW_S * 1e9:
-        state.samples.popleft()
+    chart_series = body.get("series")
+    if isinstance(chart_series, Mapping):
+        _apply_series(state, chart_series)
+    else:  # a pipeline without ``series``: one point per message
+        at = body.get("data_time_ns")
+        at = int(at) if isinstance(at, int) and at > 0 else t_ns
+        if not state.samples or at > state.samples[-1][0]:
+            state.samples.append((at, _num(hip.get("l")), _num(hip.get("r")),
+                                  _num(body.get("pelvic_tilt_deg")),
+                                  {str(c): _num(v) for c, v in envelope.items()}))
+    _trim(state)
+    if isinstance(body.get("active_cues"), list):
+        _apply_active_cues(state, body["active_cues"], t_ns)
     for row in body.get("strides") or ():
         if isinstance(row, Mapping) and row.get("side") in ("l", "r"):
             state.strides.append({**row, "received_ns": now_ns, "live_time_ns": t_ns})
@@ -266,6 +277,65 @@ def _apply_live(state: StationState, body: Mapping[str, Any], now_ns: int) -> No
         state.rejected = dict(rejected)
     for problem in body.get("problems") or ():
         state.problems.append((t_ns, str(problem)))
+
+
+def _columns(part: Any, key: str) -> tuple[list, dict[str, list]]:
+    """``t_ns`` and the value columns of one ``series`` part (empty when malformed)."""
+    if not isinstance(part, Mapping) or not isinstance(part.get("t_ns"), list):
+        return [], {}
+    values = part.get(key)
+    values = values if isinstance(values, Mapping) else {}
+    return part["t_ns"], {str(c): v for c, v in values.items() if isinstance(v, list)}
+
+
+def _at(column: list | None, i: int) -> float:
+    return _num(column[i]) if column is not None and i < len(column) else math.nan
+
+
+def _apply_series(state: StationState, body: Mapping[str, Any]) -> None:
+    """Append a live message's ``series``: points after each ring's newest only (a repeated
+    or late message adds nothing), a missing value as NaN (a gap in the chart)."""
+    times, mv = _columns(body.get("envelope"), "mv")
+    for i, t in enumerate(times):
+        if isinstance(t, int) and t > 0 and (not state.samples or t > state.samples[-1][0]):
+            state.samples.append((t, math.nan, math.nan, math.nan,
+                                  {c: _at(v, i) for c, v in mv.items()}))
+    times, deg = _columns(body.get("angles"), "deg")
+    for i, t in enumerate(times):
+        if isinstance(t, int) and t > 0 and (not state.angles or t > state.angles[-1][0]):
+            state.angles.append((t, _at(deg.get("hip_flexion_l_deg"), i),
+                                 _at(deg.get("hip_flexion_r_deg"), i),
+                                 _at(deg.get("pelvic_tilt_deg"), i)))
+
+
+def _trim(state: StationState) -> None:
+    """Keep ``WINDOW_S`` before the newest point of either ring."""
+    newest = max([ring[-1][0] for ring in (state.samples, state.angles) if ring], default=0)
+    for ring in (state.samples, state.angles):
+        while ring and newest - ring[0][0] > WINDOW_S * 1e9:
+            ring.popleft()
+
+
+def _apply_active_cues(state: StationState, active: list, t_ns: int) -> None:
+    """The pipeline's list of the cues active now replaces ours: a viewer who arrived after
+    a raise sees it, one that missed a clear stops seeing it. A cue we already know keeps its
+    raise event (evidence); level and message follow the list."""
+    cues: dict[tuple, dict[str, Any]] = {}
+    for item in active:
+        if not isinstance(item, Mapping) or not isinstance(item.get("cue"), str):
+            continue
+        key = _cue_key(item)
+        since = item.get("since_ns")
+        known = state.cues.get(key, {})
+        cue = {**known, "cue": item["cue"], "kind": "raise", "side": item.get("side"),
+               "channel": item.get("channel"), "level": item.get("level") or "alert"}
+        if isinstance(item.get("message"), str):
+            cue["message"] = item["message"]
+        if isinstance(since, int) and since > 0:
+            cue["time_ns"] = since
+        cue.setdefault("time_ns", t_ns)
+        cues[key] = cue
+    state.cues = cues
 
 
 def _cue_key(body: Mapping[str, Any]) -> tuple:
@@ -551,8 +621,11 @@ def coach_order(views: Iterable[StationView]) -> list[StationView]:
 
 def series(state: StationState) -> dict[str, list]:
     """The rolling window as columns: ``t_s`` (seconds before the newest sample, ≤ 0),
-    ``hip_l_deg``, ``hip_r_deg``, ``tilt_deg`` and one list per EMG channel."""
-    samples = list(state.samples)
+    ``hip_l_deg``, ``hip_r_deg``, ``tilt_deg`` and one list per EMG channel. Envelope and
+    angle points (their own times) are merged in time order, NaN where a row has no value."""
+    samples = sorted([*state.samples, *((t, hl, hr, tilt, {})
+                                        for t, hl, hr, tilt in state.angles)],
+                     key=lambda s: s[0])
     if not samples:
         return {"t_s": [], "hip_l_deg": [], "hip_r_deg": [], "tilt_deg": [], "envelope_mv": {}}
     newest = samples[-1][0]

@@ -391,12 +391,25 @@ class CueTracker:
         self._signal = {s: deque(maxlen=th.signal_window_strides) for s in SIDES}
         #: (cue, side, channel) -> level of every active cue.
         self._active: dict[tuple[str, str | None, str | None], str] = {}
+        #: the latest raise event of every active cue (its message and since when).
+        self._raised: dict[tuple[str, str | None, str | None], CueEvent] = {}
 
     # --- public ------------------------------------------------------------------------------
     @property
     def active(self) -> dict[tuple[str, str | None, str | None], str]:
         """Active cues: ``(cue, side, channel) -> level`` (copy)."""
         return dict(self._active)
+
+    def active_cues(self) -> list[dict[str, Any]]:
+        """Active cues as ``cue, side, channel, level, message, since_s`` (the stride time of
+        the raise, or of the latest level change): what a late viewer needs to see them."""
+        out = []
+        for key, level in self._active.items():
+            raised = self._raised.get(key)
+            out.append({"cue": key[0], "side": key[1], "channel": key[2], "level": level,
+                        "message": raised.message if raised else CUES[key[0]],
+                        "since_s": raised.stride_start_s if raised else math.nan})
+        return out
 
     def is_active(self, cue: str, side: str | None = None, *, level: str | None = None
                   ) -> bool:
@@ -445,6 +458,12 @@ class CueTracker:
             events += self._windowed_transition(cue, side, win, t, cond[1])
         events += self._asymmetry(side, row, t)
         events += self._signal_problem(side, row, t)
+        for event in events:
+            key = (event.cue, event.side, event.channel)
+            if event.kind == "raise":
+                self._raised[key] = event
+            else:
+                self._raised.pop(key, None)
         return events
 
     # --- baselines ------------------------------------------------------------------------------

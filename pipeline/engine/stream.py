@@ -156,7 +156,8 @@ class StreamOutput:
     the data time at output minus its closing IC (s); ``cue_events``: dicts as
     ``AnalysisResult.cue_events``; ``snapshot``: ``time_s``, ``phase``, ``hip_flexion_deg``
     (side → deg), ``pelvic_tilt_deg``, ``processed`` (``time_s`` and ``envelope_mv`` per channel:
-    the causal envelope since the last poll at ≤ 100 Hz, lagging ~40 ms); ``problems``: new
+    the causal envelope since the last poll at ≤ 100 Hz, lagging ~40 ms), ``active_cues``
+    (:meth:`CueTracker.active_cues`, the cues active now); ``problems``: new
     messages for the user; ``calibration``: the standing calibration when it was just made.
     """
 
@@ -834,7 +835,8 @@ class StreamingEngine:
             self._snap_t, self._snap_env = [], []
         return {"time_s": self._data_time(), "phase": self.phase, "hip_flexion_deg": hip,
                 "pelvic_tilt_deg": -angle["pelvis"] if "pelvis" in angle else math.nan,
-                "processed": processed, "angles_deg": self._angle_series()}
+                "processed": processed, "angles_deg": self._angle_series(),
+                "active_cues": self.tracker.active_cues()}
 
     def _angle_series(self) -> dict[str, dict[str, np.ndarray]]:
         """Hip flexion per side and pelvic tilt (deg) since the last poll, from the final

@@ -4,7 +4,9 @@ The pipeline polls a station's engine as soon as its frames are in and publishes
 every ``interval_s`` on average (:meth:`LiveState.allowed_at`); what the polls since the
 previous message produced — new stride rows, problems, the latest snapshot and the short
 ``series`` of envelopes and angles (at most ``series_hz``, for the dashboard's rolling
-charts) — is kept here until then.
+charts) — is kept here until then. Every message also carries the cues active at the latest
+poll (``active_cues``): cue events go out once, so a dashboard that connects later learns
+them here.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from hipstride.pipeline.engine.stream import StreamOutput
 
-__all__ = ["LIVE_VERSION", "LiveState", "decimate"]
+__all__ = ["LIVE_VERSION", "LiveState", "active_cues", "decimate"]
 
 LIVE_VERSION = 1
 
@@ -45,6 +47,20 @@ def decimate(t_ns: np.ndarray, last_bin: int, rate_hz: float) -> tuple[np.ndarra
 def _nulls(values: list) -> list:
     """NaN (and None) as None: strict JSON."""
     return [v if v is not None and math.isfinite(v) else None for v in values]
+
+
+def active_cues(origin_ns: int, cues: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The engine's active cues (:meth:`CueTracker.active_cues`, session seconds) as the live
+    message carries them: ``since_ns`` is the raise's ``time_ns`` on ``…/cues``."""
+    out = []
+    for cue in cues or ():
+        since_s = cue.get("since_s")
+        since_ns = (origin_ns + round(float(since_s) * 1e9)
+                    if isinstance(since_s, float | int) and math.isfinite(since_s) else None)
+        out.append({"cue": cue["cue"], "side": cue.get("side"), "channel": cue.get("channel"),
+                    "level": cue.get("level"), "message": cue.get("message"),
+                    "since_ns": since_ns})
+    return out
 
 
 @dataclass
@@ -152,6 +168,7 @@ class LiveState:
             "problems": self.problems,
             "session": session,
             "series": self.series(),
+            "active_cues": active_cues(self.origin_ns, snapshot.get("active_cues")),
         }
         self.rows, self.problems = [], []
         self.envelope_last = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from itertools import pairwise
 
 import pytest
 
@@ -296,3 +297,126 @@ def test_coach_card_has_short_headers_with_the_full_names_as_tooltips() -> None:
     assert "table-layout:fixed" in card and "width:100%" in card
     assert "G:H ratio = glute:hamstring ratio" in card  # the legend
     assert card.count('class="hs-cell') == 8
+
+
+STEP_NS = 40_000_000  # the pipeline's series rate: 25 Hz
+
+
+def hip_deg(t_ns: int) -> float:
+    return 20.0 * math.sin(2 * math.pi * 1.4 * t_ns / S)  # a stride-like hip swing
+
+
+def live_series(k: int, *, points: int = 2, lag: int = 5, active: list | None = None
+                ) -> tuple[int, bytes]:
+    """Message ``k`` (every ``points`` series steps) with ``series`` as the pipeline builds
+    it (pipeline/service/live.py): envelope up to now, angles ``lag`` steps behind."""
+    env_t = [T0 + (k * points + i) * STEP_NS for i in range(points)]
+    ang_t = [t - lag * STEP_NS for t in env_t if t - lag * STEP_NS >= T0]
+    body = json.loads(live(env_t[-1]))
+    body["series"] = {
+        "envelope": {"t_ns": env_t, "mv": {"glute_max_l": [(t - T0) / S for t in env_t],
+                                           "biceps_femoris_l": [0.1] * len(env_t)}},
+        "angles": {"t_ns": ang_t, "deg": {"hip_flexion_l_deg": [hip_deg(t) for t in ang_t],
+                                          "hip_flexion_r_deg": [-hip_deg(t) for t in ang_t],
+                                          "pelvic_tilt_deg": [None] * len(ang_t)}}}
+    if active is not None:
+        body["active_cues"] = active
+    return env_t[-1], json.dumps(body).encode()
+
+
+def test_series_make_continuous_rolling_charts() -> None:
+    feed = f.Feed()
+    for k in range(40):  # 3.2 s of data, a message every 80 ms
+        t, payload = live_series(k)
+        assert feed.handle(topics.live("tm1"), payload, t)
+    columns = feed.series("tm1")
+    t_s = columns["t_s"]
+    assert t_s == sorted(t_s) and t_s[-1] == 0
+    hip = [(t, v) for t, v in zip(t_s, columns["hip_l_deg"], strict=True) if v == v]
+    env = [(t, v) for t, v in zip(t_s, columns["envelope_mv"]["glute_max_l"], strict=True)
+           if v == v]
+    # every series point, 25 Hz, no gap or repeat: angles 80 - 5 points, envelope 80
+    assert len(hip) == 75 and len(env) == 80
+    assert all(abs(b - a - 0.04) < 1e-9 for (a, _), (b, _) in pairwise(hip))
+    assert all(abs(b - a - 0.04) < 1e-9 for (a, _), (b, _) in pairwise(env))
+    newest_ns = T0 + 79 * STEP_NS
+    for t, v in hip:  # the values at their own times, not the message's latest
+        assert v == pytest.approx(hip_deg(newest_ns + round(t * S)), abs=1e-6)
+    slope_deg = 2 * math.pi * 1.4 * 20.0 * 0.04  # the swing's largest change in one step
+    assert max(abs(b - a) for (_, a), (_, b) in pairwise(hip)) <= slope_deg + 1e-6
+    assert hip[-1][0] == pytest.approx(-0.2)  # the angles lag the envelope by 5 steps
+    assert all(v != v for v in columns["tilt_deg"])  # null in the series: no point
+
+
+def test_series_rings_are_bounded_to_the_window() -> None:
+    feed = f.Feed()
+    for k in range(400):  # 32 s
+        t, payload = live_series(k)
+        feed.handle(topics.live("tm1"), payload, t)
+    feed.handle(topics.live("tm1"), live_series(399)[1], t)  # a repeat adds nothing
+    state = feed.state("tm1")
+    per_window = int(f.WINDOW_S * 25) + 1
+    assert len(state.samples) == per_window and len(state.angles) <= per_window
+    assert len(state.samples) <= f.MAX_SAMPLES and len(state.angles) <= f.MAX_SAMPLES
+    columns = feed.series("tm1")
+    assert columns["t_s"][0] >= -f.WINDOW_S and columns["t_s"][-1] == 0
+    assert len(columns["t_s"]) == len(state.samples) + len(state.angles)
+
+
+def test_messages_without_series_still_add_one_point_each() -> None:
+    feed = f.Feed()
+    for i in range(5):
+        t = T0 + i * 100_000_000
+        feed.handle(topics.live("tm1"), live(t, hip_l=10.0 + i), t)
+    t, payload = live_series(20)  # a newer pipeline takes over: its series go on from there
+    feed.handle(topics.live("tm1"), payload, t)
+    columns = feed.series("tm1")
+    assert [v for v in columns["hip_l_deg"] if v == v][:5] == [10.0, 11.0, 12.0, 13.0, 14.0]
+    assert len([v for v in columns["hip_l_deg"] if v == v]) == 5 + 2
+    assert columns["envelope_mv"]["biceps_femoris_l"][-1] == 0.1
+
+
+def test_malformed_series_do_not_lose_the_message() -> None:
+    feed = f.Feed()
+    body = json.loads(live(T0, [stride("l", 0)]))
+    body["series"] = {"envelope": {"t_ns": [T0, "x", T0 + STEP_NS], "mv": {"a": [1.0]}},
+                      "angles": "nonsense"}
+    assert feed.handle(topics.live("tm1"), json.dumps(body).encode(), T0)
+    state = feed.state("tm1")
+    assert state.strides_total == 1 and len(state.angles) == 0
+    assert state.samples[0][4]["a"] == 1.0 and len(state.samples) == 2
+
+
+ACTIVE = {"cue": "hamstring_dominant", "side": "l", "channel": None, "level": "alert",
+          "message": "Drive from the glutes (left)", "since_ns": T0 - 30 * S}
+
+
+def test_a_late_viewer_sees_the_cues_already_active() -> None:
+    """The raise went out before this dashboard subscribed: the live message brings it."""
+    feed = f.Feed()
+    t, payload = live_series(0, active=[ACTIVE])
+    feed.handle(topics.live("tm1"), payload, t)
+    view = feed.view("tm1", t)
+    assert [(c.cue, c.side, c.level, c.since_ns) for c in view.cues] == [
+        ("hamstring_dominant", "l", "alert", T0 - 30 * S)]
+    assert view.cues[0].words == "Drive from the glutes" and view.attention == 2
+    assert len(feed.state("tm1").events) == 0  # no event made up
+    t, payload = live_series(1, active=[])  # cleared while we did not hear the clear
+    feed.handle(topics.live("tm1"), payload, t)
+    assert feed.view("tm1", t).cues == ()
+
+
+def test_cue_events_update_the_list_between_live_messages() -> None:
+    feed = f.Feed()
+    feed.handle(topics.cues("tm1"), cue("raise", evidence={"count": 11}), T0)
+    assert [c.cue for c in feed.view("tm1", T0).cues] == ["hamstring_dominant"]
+    t, payload = live_series(0, active=[{**ACTIVE, "since_ns": T0}])
+    feed.handle(topics.live("tm1"), payload, t)
+    state = feed.state("tm1")
+    assert next(iter(state.cues.values()))["evidence"] == {"count": 11}  # the event is kept
+    feed.handle(topics.cues("tm1"), cue("clear"), t)
+    assert feed.view("tm1", t).cues == ()
+    feed.handle(topics.cues("tm1"), cue("raise", name="glutes_late"), t)
+    t2, payload = live_series(1)  # an older pipeline: no active_cues, the events decide
+    feed.handle(topics.live("tm1"), payload, t2)
+    assert [c.cue for c in feed.view("tm1", t2).cues] == ["glutes_late"]

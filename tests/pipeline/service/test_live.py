@@ -1,5 +1,6 @@
 """The live message between publications: series continuous across messages at ≤ 25 Hz,
-stride rows and problems carried once, existing keys kept (pipeline/service/live.py)."""
+stride rows and problems carried once, the active cues in every message, existing keys kept
+(pipeline/service/live.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import math
 import numpy as np
 
 from hipstride.jsonsafe import jsonable
+from hipstride.pipeline.engine.cues import CueTracker
 from hipstride.pipeline.engine.stream import StreamOutput
-from hipstride.pipeline.service.live import LiveState, decimate
+from hipstride.pipeline.service.live import LiveState, active_cues, decimate
 
 T0 = 1_700_000_000_000_000_000
 
@@ -86,3 +88,44 @@ def test_rate_limit_does_not_lock_onto_a_delay():
     sent = [k * 0.05 + d for k, d in enumerate(delays)]
     assert min(np.diff(sent)) >= 0.02 - 1e-9
     assert len(sent) / (sent[-1] - sent[0] + 0.05) <= 20.0 + 1e-9  # ≤ 20 per second
+
+
+def test_live_message_carries_the_cues_active_now():
+    """A cue raised once on ``…/cues`` is in every live message while it is active (so a
+    dashboard that connects later sees it), with the raise's time; gone once cleared."""
+    tracker = CueTracker()  # learns a baseline; limited extension (< 5°) is absolute
+    live = LiveState()
+
+    def message_after(extension_deg: float, strides: int, start: int) -> tuple[list, dict]:
+        events = []
+        for k in range(start, start + strides):
+            events += tracker.update({"side": "l", "stride_start_s": float(k), "valid": True,
+                                      "peak_hip_extension_deg": extension_deg})
+        out = poll(start * 1.0, 5)
+        out.snapshot["active_cues"] = tracker.active_cues()
+        live.add(T0, out, [])
+        body = json.loads(json.dumps(jsonable(live.message("tm1", rejected={},
+                                                          session="s1", now_ns=5))))
+        return events, body
+
+    events, body = message_after(12.0, 12, 0)
+    assert events == [] and body["active_cues"] == []
+    events, body = message_after(1.0, 10, 12)
+    raised = [e for e in events if e.kind == "raise"]
+    assert [(e.cue, e.side) for e in raised] == [("limited_hip_extension", "l")]
+    assert body["active_cues"] == [{
+        "cue": "limited_hip_extension", "side": "l", "channel": None, "level": "alert",
+        "message": raised[0].message,
+        "since_ns": T0 + round(raised[0].stride_start_s * 1e9)}]
+    _, later = message_after(1.0, 1, 22)  # still active: carried again, same since
+    assert later["active_cues"] == body["active_cues"]
+    events, body = message_after(12.0, 15, 23)
+    assert [e.kind for e in events] == ["clear"] and body["active_cues"] == []
+
+
+def test_active_cues_without_a_raise_time():
+    assert active_cues(T0, [{"cue": "asymmetry", "side": None, "channel": None,
+                             "level": "caution", "message": "m", "since_s": math.nan}]) == [
+        {"cue": "asymmetry", "side": None, "channel": None, "level": "caution",
+         "message": "m", "since_ns": None}]
+    assert active_cues(T0, None) == []
