@@ -230,7 +230,10 @@ def compare_strides(stored: list[dict], out: Path, start_ns: int, end_ns: int) -
         assert all(t - start_ns < END_WINDOW_NS or end_ns - t < END_WINDOW_NS for t in ends), (
             side, [(t - start_ns) / 1e9 for t in ends])
         assert sum(t - start_ns < END_WINDOW_NS for t in ends) <= 1, side
-        assert sum(end_ns - t < END_WINDOW_NS for t in ends) <= 1, side
+        # At the end: the last stride's closing contact is after the recording's end, and the
+        # one before needs ~0.3 s past its own (contact confirmation + an IMU batch), which the
+        # recording lacks when the stop comes just after it; the live engine had those frames.
+        assert sum(end_ns - t < END_WINDOW_NS for t in ends) <= 2, side
     assert matched >= 0.85 * len(stored) and matched >= 20, (matched, len(stored))
     # the kinematics of strides after the gap recovery were compared, not only EMG metrics
     assert "peak_hip_extension_deg" in differences and "glute_ham_ratio" in differences
