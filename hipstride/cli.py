@@ -4,7 +4,7 @@ edge agent on a Raspberry Pi never loads the pipeline's or the dashboard's libra
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -12,6 +12,8 @@ from pathlib import Path
 
 from hipstride import __version__
 from hipstride.config import ConfigError
+from hipstride.logs import FORMATS
+from hipstride.logs import configure as configure_logs
 
 EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG = 0, 1, 2
 
@@ -310,6 +312,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable]]:
     parser.add_argument("--version", action="version", version=f"hipstride {__version__}")
     parser.add_argument("--log-level", default="INFO",
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    parser.add_argument("--log-format", choices=FORMATS,
+                        default=os.environ.get("HIPSTRIDE_LOG_FORMAT", "text"),
+                        help="text (default) or json: one JSON object per line, for log "
+                             "collectors (also HIPSTRIDE_LOG_FORMAT)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     runners = {}
     for name, (summary, description, build) in COMMANDS.items():
@@ -325,8 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_CONFIG
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_format not in FORMATS:  # a bad HIPSTRIDE_LOG_FORMAT (argparse checks flags)
+        print(f"hipstride: configuration error: HIPSTRIDE_LOG_FORMAT={args.log_format!r}: use "
+              f"{' or '.join(FORMATS)}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logs(args.log_level, args.log_format)
     try:
         return runners[args.command](args)
     except ConfigError as err:
