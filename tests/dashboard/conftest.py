@@ -1,4 +1,5 @@
-"""A real SQLite store with sessions in it, filled through the Store API from simulated runs.
+"""Real stores with sessions in them, filled through the Store API from simulated runs: a
+SQLite file, and (for the browser test) a real InfluxDB 1.6 holding the same points.
 
 Two sessions of "anna" a week apart (healthy, then hamstring-dominant: 55 s of running each,
 MVC-normalised like a calibrated athlete), and one of "ben" that has no strides yet. And, for
@@ -7,6 +8,7 @@ the AppTest pages that talk to stations, the running stack with ``tm1`` online.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +19,9 @@ from hipstride import topics
 from hipstride.dashboard import data
 from hipstride.edge.simulator import simulate
 from hipstride.pipeline.engine.analysis import analyze
-from hipstride.pipeline.store import SessionMeta, SqliteStore
+from hipstride.pipeline.store import SessionMeta, SqliteStore, Store, open_store
 from hipstride.pipeline.validation import engine_inputs
+from tests.support.influxdb import InfluxDB
 from tests.support.stack import Stack, running_stack
 
 DAY_NS = 86_400 * 10**9
@@ -28,9 +31,8 @@ RUN_S = 110.0  # 5 s standing, 55 s running, 50 s MVC trials (not part of the ru
 
 @dataclass(frozen=True)
 class Filled:
-    """The store's file, its URL, and what was written into it."""
+    """The store's URL, and what was written into it."""
 
-    path: Path
     url: str
     sessions: dict[str, SessionMeta]
     rows: dict[str, list[dict]]
@@ -43,13 +45,19 @@ def _run(profile: str, seed: int) -> tuple[list[dict], list[dict]]:
     return result.rows, result.cue_events
 
 
-def fill(path: Path) -> Filled:
-    runs = {"anna-1": ("anna", "healthy", 1, T0_NS),
-            "anna-2": ("anna", "hamstring_dominant", 2, T0_NS + 7 * DAY_NS)}
+@functools.cache
+def _runs() -> dict[str, tuple[list[dict], list[dict]]]:
+    """The simulated sessions' strides and cues, computed once for every store."""
+    return {"anna-1": _run("healthy", 1), "anna-2": _run("hamstring_dominant", 2)}
+
+
+def fill(store: Store, url: str) -> Filled:
+    runs = {"anna-1": ("anna", "healthy", T0_NS),
+            "anna-2": ("anna", "hamstring_dominant", T0_NS + 7 * DAY_NS)}
     sessions, rows, cues = {}, {}, {}
-    with SqliteStore(path) as store:
-        for session, (athlete, profile, seed, start) in runs.items():
-            rows[session], cues[session] = _run(profile, seed)
+    with store:
+        for session, (athlete, profile, start) in runs.items():
+            rows[session], cues[session] = _runs()[session]
             meta = SessionMeta(session, "treadmill-1", athlete, start,
                                start + int(60 * 1e9), label=profile.replace("_", " "))
             store.write_session(meta)
@@ -59,12 +67,28 @@ def fill(path: Path) -> Filled:
         empty = SessionMeta("ben-1", "treadmill-2", "ben", T0_NS + 8 * DAY_NS)
         store.write_session(empty)
         sessions["ben-1"], rows["ben-1"], cues["ben-1"] = empty, [], []
-    return Filled(path, f"sqlite:///{path}", sessions, rows, cues)
+    return Filled(url, sessions, rows, cues)
 
 
 @pytest.fixture(scope="session")
 def filled_store(tmp_path_factory: pytest.TempPathFactory) -> Filled:
-    return fill(tmp_path_factory.mktemp("store") / "hipstride.db")
+    path = tmp_path_factory.mktemp("store") / "hipstride.db"
+    return fill(SqliteStore(path), f"sqlite:///{path}")
+
+
+@pytest.fixture(scope="session")
+def filled_influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
+    """The same sessions in a real influxd (Debian's 1.6.7), read by a read-only user."""
+    server = InfluxDB(tmp_path_factory.mktemp("influxdb"))
+    server.start()
+    try:
+        server.create_database("hipstride", users={"writer": "writer-secret"})
+        server.query('CREATE USER reader WITH PASSWORD \'reader-secret\'')
+        server.query('GRANT READ ON "hipstride" TO reader')
+        writer = server.store_url("writer", "writer-secret", "hipstride")
+        yield fill(open_store(writer), server.store_url("reader", "reader-secret", "hipstride"))
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""End to end in a real browser: ``hipstride dashboard`` against a filled SQLite store, driven
-by Playwright with Debian's Chromium (``apt-get install chromium``; never ``playwright
-install``). Saves ``artifacts/dashboard-review.png``."""
+"""End to end in a real browser: ``hipstride dashboard`` against a filled store — SQLite, and a
+real InfluxDB holding the same points, read by a read-only user — driven by Playwright with
+Debian's Chromium (``apt-get install chromium``; never ``playwright install``). Saves
+``artifacts/dashboard-review-<store>.png``."""
 
 from __future__ import annotations
 
@@ -20,18 +21,21 @@ from tests.support.pipeline import stop_process
 WAIT_MS = 20_000
 
 
-@pytest.fixture
-def dashboard(filled_store, tmp_path) -> Iterator[str]:
-    """``hipstride dashboard`` on a free port; always terminated."""
+@pytest.fixture(params=["sqlite", "influx"])
+def dashboard(request, tmp_path) -> Iterator[str]:
+    """``hipstride dashboard`` on a free port over either store; always terminated."""
+    filled = request.getfixturevalue("filled_store" if request.param == "sqlite"
+                                     else "filled_influx")
     port = free_port()
-    proc = start_dashboard(tmp_path, port, "--store", filled_store.url)
+    proc = start_dashboard(tmp_path, port, "--store", filled.url)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         stop_process(proc)
 
 
-def test_review_select_session_and_export_csv(dashboard: str, tmp_path: Path) -> None:
+def test_review_select_session_and_export_csv(dashboard: str, tmp_path: Path,
+                                              request: pytest.FixtureRequest) -> None:
     with sync_playwright() as pw:
         browser = launch_chromium(pw)
         try:
@@ -51,7 +55,8 @@ def test_review_select_session_and_export_csv(dashboard: str, tmp_path: Path) ->
             expect(metrics.first).to_have_text(re.compile(r"^\d+\.\d\d$"))
             page.get_by_test_id("stVegaLiteChart").first.wait_for()
             page.wait_for_timeout(500)  # let the charts finish drawing for the screenshot
-            page.screenshot(path=str(ARTIFACTS / "dashboard-review.png"))
+            store = request.node.callspec.params["dashboard"]
+            page.screenshot(path=str(ARTIFACTS / f"dashboard-review-{store}.png"))
 
             with page.expect_download() as download:
                 page.get_by_role("button", name=re.compile("Download strides")).click()
