@@ -147,3 +147,12 @@ def live_client() -> tuple[LiveClient | None, FeedHealth]:
         return None, FeedHealth(False, "The live feed's broker address is not valid.", str(err))
     client = _shared_client(url, password)
     return client, client.health()
+
+
+def live_client_or_warning() -> LiveClient | None:
+    """The live client for a page, after showing the feed's problem if it has one; ``None``
+    (nothing more to draw) when there is no usable broker."""
+    client, health = live_client()
+    if client is None or not health.ok:
+        st.warning(f"**{health.title}** {health.hint}", icon=":material/link_off:")
+    return client

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import pipeline
+from tests.support.influxdb import InfluxDB
 from tests.support.mosquitto import Mosquitto
 
 USERS = {"edge-tm1": "tm1-secret", "edge-tm2": "tm2-secret", "witness": "witness-secret"}
@@ -25,3 +26,12 @@ def broker(tmp_path) -> Iterator[Mosquitto]:
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory) -> Iterator[InfluxDB]:
+    """One real influxd (Debian's 1.6.7) for the whole run; tests make their own databases."""
+    server = InfluxDB(tmp_path_factory.mktemp("influxdb"))
+    server.start()
+    yield server
+    server.stop()

@@ -14,19 +14,16 @@ from streamlit.errors import StreamlitAPIException
 
 from hipstride.dashboard import auth, live_html
 from hipstride.dashboard.feed import coach_order
-from hipstride.dashboard.live_client import live_client
+from hipstride.dashboard.live_client import live_client_or_warning
 
 EVERY_S = 1.0
 
 
 @st.fragment(run_every=EVERY_S)
 def stations() -> None:
-    client, health = live_client()
+    client = live_client_or_warning()
     if client is None:
-        st.warning(f"**{health.title}** {health.hint}", icon=":material/link_off:")
         return
-    if not health.ok:
-        st.warning(f"**{health.title}** {health.hint}", icon=":material/link_off:")
     now_ns = time.time_ns()
     views = [v for v in (client.feed.view(s, now_ns) for s in client.feed.stations(now_ns))
              if v is not None]

@@ -15,7 +15,7 @@ import streamlit as st
 
 from hipstride.dashboard import auth, charts, live_html
 from hipstride.dashboard.feed import StationView
-from hipstride.dashboard.live_client import LiveClient, live_client
+from hipstride.dashboard.live_client import LiveClient, live_client, live_client_or_warning
 
 NUMBERS_EVERY_S = 0.5
 CHARTS_EVERY_S = 1.0
@@ -81,12 +81,9 @@ def _pick_station(client: LiveClient, now_ns: int) -> str | None:
 @st.fragment(run_every=NUMBERS_EVERY_S)
 def numbers() -> None:
     """Station picker, the feed's health, the cue, signal problems and the big numbers."""
-    client, health = live_client()
+    client = live_client_or_warning()
     if client is None:
-        st.warning(f"**{health.title}** {health.hint}", icon=":material/link_off:")
         return
-    if not health.ok:
-        st.warning(f"**{health.title}** {health.hint}", icon=":material/link_off:")
     now_ns = time.time_ns()
     station = _pick_station(client, now_ns)
     if station is None:

@@ -77,18 +77,13 @@ def filled_store(tmp_path_factory: pytest.TempPathFactory) -> Filled:
 
 
 @pytest.fixture(scope="session")
-def filled_influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
-    """The same sessions in a real influxd (Debian's 1.6.7), read by a read-only user."""
-    server = InfluxDB(tmp_path_factory.mktemp("influxdb"))
-    server.start()
-    try:
-        server.create_database("hipstride", users={"writer": "writer-secret"})
-        server.query('CREATE USER reader WITH PASSWORD \'reader-secret\'')
-        server.query('GRANT READ ON "hipstride" TO reader')
-        writer = server.store_url("writer", "writer-secret", "hipstride")
-        yield fill(open_store(writer), server.store_url("reader", "reader-secret", "hipstride"))
-    finally:
-        server.stop()
+def filled_influx(influxd: InfluxDB) -> Filled:
+    """The same sessions in the real influxd, read by a read-only user."""
+    influxd.create_database("dashboard", users={"dash-writer": "writer-secret"})
+    influxd.query("CREATE USER \"dash-reader\" WITH PASSWORD 'reader-secret'")
+    influxd.query('GRANT READ ON "dashboard" TO "dash-reader"')
+    writer = influxd.store_url("dash-writer", "writer-secret", "dashboard")
+    return fill(open_store(writer), influxd.store_url("dash-reader", "reader-secret", "dashboard"))
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ line protocol, same rows read back from SQLite and a real ``influxd``, through t
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -25,14 +24,6 @@ from tests.support.influxdb import InfluxDB
 T0 = 1_700_000_000_123_456_789
 USER = ("pipeline", "pipe-secret")
 _names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def influxd(tmp_path_factory) -> Iterator[InfluxDB]:
-    server = InfluxDB(tmp_path_factory.mktemp("influxdb"))
-    server.start()
-    yield server
-    server.stop()
 
 
 def open_pair(kind: str, tmp_path, request) -> tuple[Store, Store]:

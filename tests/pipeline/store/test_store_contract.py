@@ -43,14 +43,6 @@ PIPELINE_USER = ("pipeline", "pipe-secret")
 _db_names = itertools.count()
 
 
-@pytest.fixture(scope="session")
-def influxd(tmp_path_factory) -> Iterator[InfluxDB]:
-    server = InfluxDB(tmp_path_factory.mktemp("influxdb"))
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def influx_db(influxd) -> str:
     """A fresh database for one test, writable by the (non-admin) pipeline user."""
