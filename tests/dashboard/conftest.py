@@ -70,6 +70,15 @@ def fill(store: Store, url: str) -> Filled:
     return Filled(url, sessions, rows, cues)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> None:
+    """Every test reads its store afresh: the dashboard's Streamlit caches outlive a test."""
+    data.load_sessions.clear()
+    data.load_strides.clear()
+    data.load_cues.clear()
+    data.connect.clear()
+
+
 @pytest.fixture(scope="session")
 def filled_store(tmp_path_factory: pytest.TempPathFactory) -> Filled:
     path = tmp_path_factory.mktemp("store") / "hipstride.db"

@@ -12,14 +12,6 @@ from hipstride.dashboard import data
 from hipstride.pipeline.engine.schema import CUES, STRIDE_COLUMNS
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches() -> None:
-    data.load_sessions.clear()
-    data.load_strides.clear()
-    data.load_cues.clear()
-    data.connect.clear()
-
-
 def test_sessions_athletes_and_labels(filled_store) -> None:
     sessions = data.load_sessions(filled_store.url)
     assert {s.session for s in sessions} == {"anna-1", "anna-2", "ben-1"}

@@ -16,14 +16,6 @@ REVIEW = PAGES / "review.py"
 TIMEOUT_S = 30
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches() -> None:
-    data.load_sessions.clear()
-    data.load_strides.clear()
-    data.load_cues.clear()
-    data.connect.clear()
-
-
 def review(monkeypatch: pytest.MonkeyPatch, url: str | None) -> AppTest:
     if url is None:
         monkeypatch.delenv(data.STORE_ENV, raising=False)
