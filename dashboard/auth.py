@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import throttle
+
 __all__ = ["PASSWORD_ENV", "Access", "can_see", "current", "login_mode", "login_page", "require",
            "visible"]
 
@@ -156,21 +158,49 @@ def _form_access(st: Any, mode: str) -> Access | None:
         sent = st.form_submit_button("Log in", type="primary")
     if not sent:
         return None
-    if mode == "password":
-        if password_matches(password, os.environ.get(PASSWORD_ENV, "")):
-            return Access("clinic", "admin", None, mode)
-    else:
+    try:
+        policy = throttle.Policy.from_env()
+    except ConfigError as err:
+        st.error(f"**Logins cannot be checked.** {err}")
+        return None
+    accounts = None
+    if mode == "accounts":
         try:
             accounts = _accounts()
         except ConfigError as err:
             st.error(f"**The accounts file cannot be used.** {err}")
             return None
-        account = accounts.verify(name.strip(), password)
-        if account is not None:
-            return access_for(account, accounts, mode)
+    name = name.strip() if mode == "accounts" else ""
+    limiter = throttle.shared()
+    ticket, wait_s = limiter.try_login(name, client_address(st), policy)
+    if ticket is None:  # checked before the password: the right one is refused too
+        st.error(throttle.locked_message(wait_s), icon=":material/lock_clock:")
+        return None
+    access = _check_password(accounts, mode, name, password)
+    if access is not None:
+        limiter.succeeded(ticket)
+        return access
+    limiter.failed(ticket, policy)
     time.sleep(FAILED_LOGIN_DELAY_S)  # slows guessing down
     st.error("Wrong name or password." if mode == "accounts" else "Wrong password.")
     return None
+
+
+def _check_password(accounts: Any, mode: str, name: str, password: str) -> Access | None:
+    """The access the password gives (the clinic's, or the account's), or None."""
+    if mode == "password":
+        if password_matches(password, os.environ.get(PASSWORD_ENV, "")):
+            return Access("clinic", "admin", None, mode)
+        return None
+    account = accounts.verify(name, password)
+    return None if account is None else access_for(account, accounts, mode)
+
+
+def client_address(st: Any) -> str:
+    """The browser's address as the server sees it (the TCP peer: behind a reverse proxy,
+    the proxy's); ``local`` for this machine (Streamlit gives None for loopback)."""
+    address = st.context.ip_address
+    return str(address) if address else "local"
 
 
 def current() -> Access | None:

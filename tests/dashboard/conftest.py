@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hipstride import topics
-from hipstride.dashboard import data
+from hipstride.dashboard import data, throttle
 from hipstride.edge.simulator import simulate
 from hipstride.pipeline.engine.analysis import analyze
 from hipstride.pipeline.store import SessionMeta, SqliteStore, Store, open_store
@@ -77,6 +77,7 @@ def _fresh_caches() -> None:
     data.load_strides.clear()
     data.load_cues.clear()
     data.connect.clear()
+    throttle.shared().clear()  # failed logins of one test must not lock the next one out
 
 
 @pytest.fixture(scope="session")
