@@ -22,6 +22,7 @@ from .base import (
     Store,
     StoreError,
     StoreRejected,
+    StoreSetupError,
     StoreUnavailable,
     StreamCount,
 )
@@ -30,8 +31,8 @@ from .url import StoreURL, open_store
 __all__ = [
     "MEASUREMENTS", "TIME_PRECISION", "FrameRecord", "InfluxStore", "PointBuilder",
     "ProcessedSeries",
-    "SessionMeta", "SqliteStore", "Store", "StoreError", "StoreRejected", "StoreURL",
-    "StoreUnavailable", "StreamCount", "open_store",
+    "SessionMeta", "SqliteStore", "Store", "StoreError", "StoreRejected", "StoreSetupError",
+    "StoreURL", "StoreUnavailable", "StreamCount", "open_store",
 ]
 
 

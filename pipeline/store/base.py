@@ -34,8 +34,8 @@ __all__ = [
     "CALIBRATION", "CUES", "FRAMES", "MEASUREMENTS", "PHE", "PROCESSED", "SCHEMA_VERSION",
     "SESSIONS", "STRIDES", "TIME_PRECISION", "FrameRecord", "Measurement", "Point",
     "PointBuilder", "PointSeries",
-    "ProcessedSeries", "SessionMeta", "Store", "StoreError", "StoreRejected", "StoreUnavailable",
-    "StreamCount",
+    "ProcessedSeries", "SessionMeta", "Store", "StoreError", "StoreRejected", "StoreSetupError",
+    "StoreUnavailable", "StreamCount",
 ]
 
 SCHEMA_VERSION = 1
@@ -50,16 +50,29 @@ class StoreError(Exception):
 
 
 class StoreUnavailable(StoreError):
-    """The store cannot be reached (down, timing out, 5xx after retries): spool and retry later."""
+    """The store cannot take writes now: spool and retry later (docs/pipeline.md, "Failure
+    modes"). ``reason`` says why: ``"unreachable"`` (down, timing out, 5xx after retries),
+    ``"database_missing"`` (no such database or bucket, e.g. dropped), ``"unauthorized"``
+    (credentials refused or without write access: 401/403) or ``"not_found"`` (another 404)."""
+
+    def __init__(self, message: str, reason: str = "unreachable") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class StoreRejected(StoreError):
-    """The store refused the request (bad data, unknown database, wrong credentials): retrying
-    the same request will not help. ``status`` is the HTTP status (0 when there is none)."""
+    """The store refused the request for its content (bad data, a field type conflict):
+    retrying the same request will not help. ``status`` is the HTTP status (0 when there is
+    none)."""
 
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
+
+
+class StoreSetupError(StoreError):
+    """The store cannot be used as configured and the pipeline may not fix it (no database and
+    no right to create it, credentials refused at start). The message says what to run."""
 
 
 # --- schema -------------------------------------------------------------------------------------
@@ -325,6 +338,14 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections. Writes are synchronous: nothing is pending."""
+
+    def ensure_database(self, *, create: bool = True) -> str:
+        """Check that writes can go in; create the database when it is missing and
+        ``create`` (and the account may). Returns what was found: ``"exists"`` or
+        ``"created"``. Raises :class:`StoreSetupError` (what to run) or
+        :class:`StoreUnavailable`. A store that makes its own database (SQLite) has nothing to
+        do."""
+        return "exists"
 
     def __enter__(self) -> Store:
         return self

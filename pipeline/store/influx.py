@@ -10,8 +10,17 @@
 - **Writes** are synchronous, in batches of ``batch_size`` points, nanosecond precision; no
   background writer (it drops data on close and on errors). Connection errors, timeouts, 429
   and 5xx are retried with exponential backoff, then raise :class:`StoreUnavailable` — spool
-  and resend, the writes are idempotent. Any other 4xx raises :class:`StoreRejected` with the
-  server's message (retrying cannot help).
+  and resend, the writes are idempotent. On a write, 401/403 (credentials refused, no write
+  access) and 404 (database or bucket missing, e.g. dropped) raise :class:`StoreUnavailable` at
+  once, with its ``reason``: an outage to spool through, not a verdict on the batch. Any other
+  4xx (400 bad line protocol, a field type conflict …) raises :class:`StoreRejected` with the
+  server's message (retrying cannot help); so does every 4xx of a read (a configuration
+  problem for whoever reads).
+- **The database.** :meth:`InfluxStore.ensure_database` checks with an empty write that the
+  database exists and the account may write to it; a missing 1.x database is created when
+  allowed (``CREATE DATABASE``, an admin account), as Telegraf does; otherwise
+  :class:`StoreSetupError` gives the statements (or the ``influx bucket create`` command for
+  2.x) to run.
 """
 
 from __future__ import annotations
@@ -28,7 +37,15 @@ from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
-from .base import Measurement, Point, PointSeries, Store, StoreRejected, StoreUnavailable
+from .base import (
+    Measurement,
+    Point,
+    PointSeries,
+    Store,
+    StoreRejected,
+    StoreSetupError,
+    StoreUnavailable,
+)
 
 __all__ = ["InfluxStore", "encode_line", "encode_lines", "influxql_ident", "influxql_string",
            "parse_version"]
@@ -111,6 +128,17 @@ def parse_version(header: str | None) -> tuple[int, int, int] | None:
     if not match:
         return None
     return tuple(int(g or 0) for g in match.groups())  # type: ignore[return-value]
+
+
+_MISSING = re.compile(r"(database|bucket)\b.*not found", re.IGNORECASE)
+
+
+def _outage_reason(err: ApiException) -> str:
+    """StoreUnavailable's reason for a 401, 403 or 404."""
+    if err.status in (401, 403):
+        return "unauthorized"
+    body = err.body.decode(errors="replace") if isinstance(err.body, bytes) else err.body
+    return "database_missing" if _MISSING.search(body or "") else "not_found"
 
 
 def uses_v2_write(version: tuple[int, int, int] | None) -> bool:
@@ -206,8 +234,9 @@ class InfluxStore(Store):
                 self._client = self._new_client(token, basic)
             return self._client
 
-    def _call(self, fn: Callable[[], T]) -> T:
-        """Run one HTTP request with retries; map failures to the store's errors."""
+    def _call(self, fn: Callable[[], T], *, write: bool = False) -> T:
+        """Run one HTTP request with retries; map failures to the store's errors (``write``:
+        401/403/404 are an outage, see the module docstring)."""
         reason = ""
         for attempt in range(self.retries + 1):
             if attempt:
@@ -216,7 +245,9 @@ class InfluxStore(Store):
                 return fn()
             except ApiException as err:
                 status = err.status or 0
-                if status and status < 500 and status != 429:
+                if write and status in (401, 403, 404):  # an outage, not the batch's fault
+                    raise StoreUnavailable(self._message(err), _outage_reason(err)) from None
+                if status and status < 500 and status not in (408, 429):
                     raise StoreRejected(self._message(err), status) from None
                 if not status and "SSLError" in str(err.reason):  # a TLS setup problem
                     raise StoreRejected(f"InfluxDB at {self.url}: TLS: {err.reason}") from None
@@ -259,7 +290,8 @@ class InfluxStore(Store):
         self._call(lambda: client.api_client.call_api(
             "/write", "POST", query_params=params, body=body, auth_settings=[],
             header_params={"Content-Type": "text/plain; charset=utf-8"},
-            _return_http_data_only=True, _preload_content=True, response_type=None))
+            _return_http_data_only=True, _preload_content=True, response_type=None),
+            write=True)
 
     def bucket(self) -> str:
         """The v2 bucket: ``database/retention_policy`` or the database."""
@@ -271,7 +303,7 @@ class InfluxStore(Store):
         """POST /api/v2/write?bucket=…&org=…&precision=ns (InfluxDB ≥ 1.8, 2.x, 3.x)."""
         writer = client.write_api(write_options=SYNCHRONOUS)
         self._call(lambda: writer.write(bucket=self.bucket(), org=self.org, record=body,
-                                        write_precision=WritePrecision.NS))
+                                        write_precision=WritePrecision.NS), write=True)
 
     def query(self, q: str, *, method: str = "GET") -> list[dict[str, Any]]:
         """Run InfluxQL; returns the series (``name``, ``tags``, ``columns``, ``values``)."""
@@ -335,9 +367,79 @@ class InfluxStore(Store):
         return out
 
     # --- service ----------------------------------------------------------------------------
-    def ensure_database(self) -> None:
+    def create_database(self) -> None:
         """``CREATE DATABASE`` (1.x; needs an admin user; a no-op when it exists)."""
         self.query(f"CREATE DATABASE {influxql_ident(self.database)}", method="POST")
+
+    def ensure_database(self, *, create: bool = True) -> str:
+        """See :meth:`Store.ensure_database`: an empty write tells whether the database exists
+        and the account may write to it (InfluxDB checks both before reading the body)."""
+        try:
+            self._probe_write()
+            return "exists"
+        except StoreUnavailable as err:
+            if err.reason == "unauthorized":
+                raise StoreSetupError(f"{err}; {self.setup_hint()}") from None
+            if err.reason != "database_missing":
+                raise
+        if not create or self.server_major() >= 2:
+            raise StoreSetupError(self._missing_message(
+                "" if create else "the pipeline does not create it (create_database = false)"))
+        try:
+            self.create_database()
+        except StoreRejected as err:
+            if err.status not in (401, 403):
+                raise
+            raise StoreSetupError(self._missing_message(
+                f"{self.username or 'this account'} may not create it ({err})")) from None
+        try:
+            self._probe_write()
+        except StoreUnavailable as err:
+            if err.reason != "unauthorized":
+                raise
+            raise StoreSetupError(f"{err}; {self.setup_hint()}") from None
+        return "created"
+
+    def _probe_write(self) -> None:
+        """An empty write: 204 when the database exists and the account may write to it.
+        A 400 (a server that wants points) got past those checks too."""
+        client = self._connect()
+        try:
+            if self._v2:
+                params = [("org", self.org), ("bucket", self.bucket()), ("precision", "ns")]
+                self._call(lambda: client.api_client.call_api(
+                    "/api/v2/write", "POST", query_params=params, body=b"", auth_settings=[],
+                    header_params={"Content-Type": "text/plain; charset=utf-8"},
+                    _return_http_data_only=True, _preload_content=True, response_type=None),
+                    write=True)
+            else:
+                self._write_v1(client, b"")
+        except StoreRejected:
+            pass
+
+    def server_major(self) -> int:
+        """The server's major version (1 when it does not say)."""
+        self._connect()
+        parsed = parse_version(self._version)
+        return parsed[0] if parsed else 1
+
+    def setup_hint(self) -> str:
+        """What an administrator runs so that this store can be written to."""
+        if self.server_major() >= 2:
+            return (f"create the bucket with: influx bucket create --name {self.bucket()} "
+                    f"--org {self.org}, and give the token write access to it")
+        db = influxql_ident(self.database)
+        statements = [f"CREATE DATABASE {db}"]
+        if self.username:
+            statements.append(f"GRANT ALL ON {db} TO {influxql_ident(self.username)}")
+        return ("as an InfluxDB admin run: " + "; ".join(statements)
+                + f" (e.g. influx -host HOST -username ADMIN -execute '{statements[0]}')")
+
+    def _missing_message(self, why: str) -> str:
+        what = (f"bucket {self.bucket()!r} of org {self.org!r}" if self.server_major() >= 2
+                else f"database {self.database!r}")
+        return (f"InfluxDB at {self.url} has no {what}" + (f"; {why}" if why else "")
+                + f"; {self.setup_hint()}")
 
     def ping(self) -> bool:
         try:

@@ -400,25 +400,29 @@ def test_influx_stopped_gives_unavailable_then_recovers(influxd, influx_db) -> N
     s.close()
 
 
-def test_influx_wrong_credentials_are_rejected_naming_auth(influxd, influx_db) -> None:
+def test_influx_wrong_credentials_are_an_outage_for_writes_naming_auth(influxd, influx_db
+                                                                         ) -> None:
     s = open_store(influxd.store_url(PIPELINE_USER[0], "wrong", influx_db))
     t = time.monotonic()
-    with pytest.raises(StoreRejected, match="authentication failed") as err:
-        s.write_strides("tm1", "s1", "ann", [stride_row("l", 0, 1.0)])
-    assert err.value.status == 401 and time.monotonic() - t < 2.0  # not retried
-    with pytest.raises(StoreRejected, match="authentication failed"):
+    with pytest.raises(StoreUnavailable, match="authentication failed") as err:
+        s.write_strides("tm1", "s1", "ann", [stride_row("l", 0, 1.0)])  # spooled, not refused
+    assert err.value.reason == "unauthorized" and time.monotonic() - t < 2.0  # not retried
+    with pytest.raises(StoreRejected, match="authentication failed"):  # a reader's config
         s.strides("s1")
     assert "wrong" not in repr(s)
 
 
-def test_influx_unknown_database_and_missing_rights_are_rejected(influxd, influx_db) -> None:
-    with pytest.raises(StoreRejected, match="database not found"):
+def test_influx_unknown_database_is_an_outage_and_creating_needs_admin(influxd, influx_db
+                                                                       ) -> None:
+    with pytest.raises(StoreUnavailable, match="database not found") as missing:
         open_store(influxd.store_url(*PIPELINE_USER, "no_such_db")).write_strides(
             "tm1", "s1", "ann", [stride_row("l", 0, 1.0)])
+    assert missing.value.reason == "database_missing"
     s = open_store(influxd.store_url(*PIPELINE_USER, influx_db))
     with pytest.raises(StoreRejected, match="requires admin privilege") as err:
-        s.ensure_database()  # CREATE DATABASE needs admin rights
+        s.create_database()  # CREATE DATABASE needs admin rights
     assert err.value.status == 403
+    assert s.ensure_database(create=True) == "exists"  # nothing to create: no admin needed
 
 
 def test_influx_field_type_conflict_is_rejected_with_the_servers_message(influxd, influx_db
