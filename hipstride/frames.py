@@ -12,7 +12,7 @@ Layout (little-endian), documented for outsiders in ``docs/protocol.md``::
     8      4    epoch        sequence epoch: changes only when the agent lost its sequence state
     12     8    seq          frame sequence number within (station, stream, epoch), from 0
     20     8    t0_ns        timestamp of the first sample, integer ns since the Unix epoch
-    28     8    rate_hz      sample rate, float64, 0 < rate <= 100 kHz
+    28     8    rate_hz      sample rate, float64, 0.01 Hz <= rate <= 100 kHz
     36     4    n_samples    1..65536
     40     name              stream name
     ..     payload           n_samples x n_channels values, sample-major (channels interleaved)
@@ -40,6 +40,9 @@ MAX_NAME_BYTES = 64
 MAX_CHANNELS = 256
 MAX_SAMPLES = 65536
 MAX_RATE_HZ = 100_000.0
+#: Slowest sample rate: below it a frame's duration (samples / rate) leaves float and int64
+#: range (a rate of 1e-300 Hz would make a 1e309 ns frame).
+MIN_RATE_HZ = 0.01
 #: Largest frame the decoder accepts at all; anything longer is rejected before parsing.
 MAX_FRAME_BYTES = HEADER.size + MAX_NAME_BYTES + 4 * 1024 * 1024 + CRC.size
 
@@ -155,8 +158,8 @@ def encode_frame(
         raise ValueError(f"n_samples {n_samples} outside 1..{MAX_SAMPLES}")
     if not 1 <= n_channels <= MAX_CHANNELS:
         raise ValueError(f"n_channels {n_channels} outside 1..{MAX_CHANNELS}")
-    if not (0 < rate_hz <= MAX_RATE_HZ):
-        raise ValueError(f"rate_hz {rate_hz} outside (0, {MAX_RATE_HZ}]")
+    if not (MIN_RATE_HZ <= rate_hz <= MAX_RATE_HZ):
+        raise ValueError(f"rate_hz {rate_hz} outside [{MIN_RATE_HZ}, {MAX_RATE_HZ}]")
     if not 0 <= seq < 2**64 or not 0 <= epoch < 2**32:
         raise ValueError("seq must fit in u64 and epoch in u32")
     name = stream.encode("ascii")
@@ -195,8 +198,8 @@ def decode_frame(data: bytes | bytearray | memoryview, *, require_finite: bool =
         raise InconsistentFrame(f"n_channels {n_channels} outside 1..{MAX_CHANNELS}")
     if not 1 <= n_samples <= MAX_SAMPLES:
         raise InconsistentFrame(f"n_samples {n_samples} outside 1..{MAX_SAMPLES}")
-    if not (0 < rate_hz <= MAX_RATE_HZ):  # also rejects NaN
-        raise InconsistentFrame(f"rate_hz {rate_hz} outside (0, {MAX_RATE_HZ}]")
+    if not (MIN_RATE_HZ <= rate_hz <= MAX_RATE_HZ):  # also rejects NaN
+        raise InconsistentFrame(f"rate_hz {rate_hz} outside [{MIN_RATE_HZ}, {MAX_RATE_HZ}]")
     payload_len = n_samples * n_channels * dtype.itemsize
     expected = HEADER.size + name_len + payload_len + CRC.size
     if size < expected:

@@ -13,14 +13,20 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from hipstride.frames import DTYPE_CODES, STREAM_NAME
+from hipstride.frames import DTYPE_CODES, MAX_CHANNELS, MAX_RATE_HZ, MIN_RATE_HZ, STREAM_NAME
 
 DESCRIPTION_VERSION = 1
+#: Bounds of a description (docs/protocol.md, "Bounds and rejections"): its JSON size, the
+#: length of each text field, and a channel name's characters.
+MAX_DESCRIPTION_BYTES = 64 * 1024
+MAX_TEXT = 200
+CHANNEL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 EMG_MUSCLES = ("glute_max", "biceps_femoris", "semitendinosus", "erector_spinae")
 EMG_CHANNELS_REQUIRED = ("glute_max_l", "glute_max_r", "biceps_femoris_l", "biceps_femoris_r")
@@ -108,8 +114,11 @@ class StreamDescription:
 
     @classmethod
     def from_json(cls, data: bytes | str) -> StreamDescription:
+        if len(data) > MAX_DESCRIPTION_BYTES:
+            raise DescriptionError(f"stream description of {len(data)} bytes exceeds the "
+                                   f"{MAX_DESCRIPTION_BYTES}-byte limit")
         try:
-            body = json.loads(data)
+            body = json.loads(data, parse_constant=_no_constant)
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise DescriptionError(f"stream description is not JSON: {err}") from None
         if not isinstance(body, dict):
@@ -120,18 +129,35 @@ class StreamDescription:
                 f"stream description version {version!r}; this reader knows {DESCRIPTION_VERSION}"
             )
         try:
+            raw_channels = body.pop("channels")
+            if not isinstance(raw_channels, list) or len(raw_channels) > MAX_CHANNELS:
+                raise DescriptionError(f"channels must be a list of 1..{MAX_CHANNELS} channels")
             channels = tuple(
                 Channel(**{**c, "range": tuple(c["range"]) if c.get("range") else None})
-                for c in body.pop("channels")
+                for c in raw_channels
             )
             mounting = body.pop("mounting", None)
             if mounting is not None:
                 mounting = tuple(tuple(float(v) for v in row) for row in mounting)
             return cls(channels=channels, mounting=mounting, **body)
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
             if isinstance(err, DescriptionError):
                 raise
             raise DescriptionError(f"stream description is incomplete or mistyped: {err}") from None
+
+
+def _no_constant(name: str) -> float:
+    raise DescriptionError(f"stream description holds {name}: numbers must be finite")
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int or float; a bool is not a number here (``True`` is not 1 Hz)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _is_text(value: Any, limit: int = MAX_TEXT) -> bool:
+    return isinstance(value, str) and len(value) <= limit and value.isprintable()
 
 
 def _problems(d: StreamDescription) -> list[str]:
@@ -140,24 +166,51 @@ def _problems(d: StreamDescription) -> list[str]:
         problems.append(f"stream name must match {STREAM_NAME.pattern}")
     if d.kind not in ("emg", "imu", "other"):
         problems.append(f"kind {d.kind!r} must be 'emg', 'imu' or 'other'")
-    if not isinstance(d.rate_hz, int | float) or not (0 < d.rate_hz <= 100_000):
-        problems.append(f"rate_hz {d.rate_hz!r} must be in (0, 100000]")
+    if not _is_number(d.rate_hz) or not (MIN_RATE_HZ <= d.rate_hz <= MAX_RATE_HZ):
+        problems.append(f"rate_hz {d.rate_hz!r} must be a number in "
+                        f"[{MIN_RATE_HZ}, {MAX_RATE_HZ:g}]")
     try:
-        if np.dtype(d.dtype).newbyteorder("<") not in DTYPE_CODES.values():
+        if not isinstance(d.dtype, str) or \
+                np.dtype(d.dtype).newbyteorder("<") not in DTYPE_CODES.values():
             problems.append(f"dtype {d.dtype!r} is not a frame dtype")
-    except TypeError:
+    except (TypeError, ValueError):
         problems.append(f"dtype {d.dtype!r} is not a numpy dtype")
-    if not d.channels:
-        problems.append("needs at least one channel")
+    if not _is_number(d.gain):
+        problems.append(f"gain {d.gain!r} must be a finite number")
+    if not _is_text(d.sensor):
+        problems.append(f"sensor must be printable text of at most {MAX_TEXT} characters")
+    if d.segment is not None and not _is_text(d.segment, 64):
+        problems.append("segment must be null or printable text of at most 64 characters")
+    if not isinstance(d.extra, dict):
+        problems.append("extra must be a JSON object")
+    elif len(json.dumps(d.extra, default=str)) > MAX_DESCRIPTION_BYTES // 4:
+        problems.append(f"extra must stay under {MAX_DESCRIPTION_BYTES // 4} bytes")
+    if not isinstance(d.channels, tuple) or not 1 <= len(d.channels) <= MAX_CHANNELS:
+        problems.append(f"needs at least one channel and at most {MAX_CHANNELS}")
+        return problems
+    for c in d.channels:
+        if not isinstance(c.name, str) or not CHANNEL_NAME.match(c.name):
+            problems.append(f"channel name {str(c.name)[:70]!r} must match "
+                            f"{CHANNEL_NAME.pattern}")
+        elif not _is_text(c.unit, 32) or not _is_text(c.placement):
+            problems.append(f"channel {c.name!r}: unit (≤ 32) and placement (≤ {MAX_TEXT}) "
+                            "must be printable text")
+        elif not _is_number(c.scale) or c.scale == 0 or not _is_number(c.offset):
+            problems.append(f"channel {c.name!r}: scale must be finite and non-zero")
+        elif c.range is not None and (len(c.range) != 2
+                                      or not all(_is_number(v) for v in c.range)):
+            problems.append(f"channel {c.name!r}: range must be null or [low, high] numbers")
+        if len(problems) > 5:
+            break
+    if problems:
+        return problems
     names = [c.name for c in d.channels]
     if len(set(names)) != len(names):
         problems.append(f"channel names repeat: {names}")
-    for c in d.channels:
-        if not math.isfinite(c.scale) or c.scale == 0 or not math.isfinite(c.offset):
-            problems.append(f"channel {c.name!r}: scale must be finite and non-zero")
     if d.mounting is not None:
         m = np.asarray(d.mounting, dtype=float)
-        if m.shape != (3, 3) or not np.allclose(m @ m.T, np.eye(3), atol=1e-3):
+        if m.shape != (3, 3) or not np.isfinite(m).all() or \
+                not np.allclose(m @ m.T, np.eye(3), atol=1e-3):
             problems.append("mounting must be a 3x3 rotation matrix (sensor -> segment)")
     return problems
 
