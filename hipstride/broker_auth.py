@@ -80,18 +80,21 @@ def _kind(kind: str, station: str | None = None) -> str:
 
 
 def station_rights(station: str) -> list[str]:
-    """A station publishes its frames, stream descriptions and status; reads its control."""
+    """A station publishes its frames, stream descriptions and status; reads its control
+    and the pipeline's store confirmation of it (``stored``)."""
     topics.check_station(station)
     return [f"topic write {_kind(topics.FRAMES, station)}",
             f"topic write {_kind(topics.STREAMS, station)}",
             f"topic write {_kind(topics.STATUS, station)}",
-            f"topic read {_kind(topics.CONTROL, station)}"]
+            f"topic read {_kind(topics.CONTROL, station)}",
+            f"topic read {_kind(topics.STORED, station)}"]
 
 
 def pipeline_rights() -> list[str]:
     """Reads what every station sends (and control, to follow sessions); writes results."""
     reads = (topics.FRAMES, topics.STREAMS, topics.STATUS, topics.CONTROL)
-    writes = (topics.LIVE, topics.CUES, topics.SESSION, topics.RESULTS, topics.INGEST)
+    writes = (topics.LIVE, topics.CUES, topics.SESSION, topics.RESULTS, topics.INGEST,
+              topics.STORED)
     return ([f"topic read {_kind(k)}" for k in reads]
             + [f"topic write {_kind(k)}" for k in writes])
 

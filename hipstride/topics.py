@@ -15,6 +15,8 @@ topic                          QoS     retained  payload
 ``results``                    1       yes       calibration / prone-test results from the pipeline
 ``ingest``                     1       yes       the pipeline's ingest health for this station:
                                                  rejected frames by reason, sequence gaps
+``stored``                     1       yes       how far the store holds each stream (the
+                                                 pipeline's confirmation to the edge agent)
 =============================  ======  ========  ==============================================
 
 A broker ACL can then confine a station's account to ``hipstride/v1/<station>/#``.
@@ -37,7 +39,8 @@ CUES = "cues"
 SESSION = "session"
 RESULTS = "results"
 INGEST = "ingest"
-KINDS = (FRAMES, STREAMS, STATUS, CONTROL, LIVE, CUES, SESSION, RESULTS, INGEST)
+STORED = "stored"
+KINDS = (FRAMES, STREAMS, STATUS, CONTROL, LIVE, CUES, SESSION, RESULTS, INGEST, STORED)
 _PER_STREAM = (FRAMES, STREAMS)
 
 
@@ -92,6 +95,12 @@ def results(station: str) -> str:
 def ingest(station: str) -> str:
     """Retained ingest health of a station (rejections by reason, sequence gaps)."""
     return f"{prefix(station)}/{INGEST}"
+
+
+def stored(station: str) -> str:
+    """Retained store confirmation of a station: per stream, the sequence numbers the store
+    holds (docs/protocol.md, "Store confirmation"); only the pipeline writes it."""
+    return f"{prefix(station)}/{STORED}"
 
 
 def subscription(kind: str, station: str | None = None) -> str:

@@ -150,6 +150,21 @@ class SeenSet:
             self.extra.discard(self.first - 1)
             self.first -= 1
 
+    def ranges(self, limit: int) -> list[tuple[int, int]]:
+        """The sequence numbers held, as at most ``limit`` inclusive ``(first, last)`` runs,
+        lowest first (the store confirmation, docs/protocol.md); read-only."""
+        if self.first is None:
+            return []
+        runs = [(self.first, self.low - 1)]
+        for seq in sorted(self.extra):
+            if seq == runs[-1][1] + 1:
+                runs[-1] = (runs[-1][0], seq)
+            elif len(runs) < limit:
+                runs.append((seq, seq))
+            else:
+                break
+        return sorted(runs)
+
 
 class DedupIndex:
     """Stored and pending frames, by (station, stream, epoch, seq).
@@ -197,6 +212,12 @@ class DedupIndex:
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    def stored_ranges(self, key: StreamKey, limit: int = 32) -> list[tuple[int, int]]:
+        """Inclusive runs of sequence numbers of ``(station, stream, epoch)`` that are stored
+        (in the store or the spool: durable), lowest first; read-only."""
+        seen = self._stored.get(key)
+        return [] if seen is None else seen.ranges(limit)
 
 
 class GapTracker:

@@ -62,6 +62,7 @@ from hipstride.pipeline.store import (
 from hipstride.pipeline.store.base import FrameRecord, Point, PointSeries
 
 from .config import PipelineConfig
+from .confirm import Confirmations
 from .ingest import (
     DedupIndex,
     FrameKey,
@@ -472,6 +473,7 @@ class Pipeline:
         self.client = client
         self.connection = Connection(client, config.broker)
         self.connection.on_connect(self._on_connect)
+        self.confirm = Confirmations(self.dedup, self._publish_stored, str(self.partition))
 
     # -- paho network thread: only queue work ------------------------------------------------
     def _on_connect(self, _session_present: bool) -> None:
@@ -568,6 +570,7 @@ class Pipeline:
         if self.writer.error is not None:
             raise RuntimeError("the store writer failed") from self.writer.error
         self.dedup.release(batch.keys)
+        self.confirm.stored(batch.keys)
         for msg in batch.acks:
             self._ack(msg)
         self.metrics.set("pending_frames", self.dedup.pending)
@@ -621,6 +624,11 @@ class Pipeline:
                             retain=True)
         self._ingest_due.pop(station, None)
         info["published"] = time.monotonic()
+
+    def _publish_stored(self, topic: str, body: bytes) -> None:
+        """The store confirmation (:mod:`.confirm`); none while offline (it is refreshed)."""
+        if self.connection.connected.is_set():
+            self.client.publish(topic, body, qos=1, retain=True)
 
     def _ingest_tick(self) -> None:
         """Publish the ingest summaries that changed, at most once a second per station."""
@@ -828,6 +836,7 @@ class Pipeline:
         if state != "new":
             self.metrics.inc("duplicates_total", (station,))
             if state == "stored":
+                self.confirm.seen_again(key)
                 self._ack(msg)
             else:
                 self._batch.acks.append(msg)  # acknowledged with its original
@@ -890,6 +899,7 @@ class Pipeline:
         self._counts = {name: Counter() for name in self._counts}
         self._lag = {}
         self._ingest_tick()
+        self.confirm.tick()
 
     # -- live -----------------------------------------------------------------------------
     def _live_state(self, station: str) -> LiveState:
