@@ -17,18 +17,18 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import secrets
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hipstride import names
 from hipstride.config import ConfigError, write_private
 
 ROLES = ("admin", "coach", "athlete")
 ACCOUNTS_ENV = "HIPSTRIDE_ACCOUNTS"
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+NAME = names.LOGIN.pattern  # whole names only: fullmatch (hipstride.names.LOGIN)
 # scrypt cost: 16 MiB and ~50 ms per check, OWASP's minimum for interactive logins.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 _SALT_BYTES, _KEY_BYTES = 16, 32
@@ -78,11 +78,19 @@ def accounts_path(path: str | Path | None = None) -> Path:
     return Path(chosen)
 
 
-def _check_name(name: object, what: str) -> str:
-    if not isinstance(name, str) or not NAME.match(name):
-        raise ConfigError(f"{what} {name!r}: expected 1-64 characters of A-Z a-z 0-9 _ . @ -, "
-                          f"starting with a letter or digit")
-    return name
+def _check_name(name: object, what: str, rule: names.Rule = names.LOGIN) -> str:
+    """A login name (or, with ``rule=names.ATHLETE``, an athlete id as sessions name it),
+    cleaned; ConfigError naming the rule (docs/protocol.md, "Names") otherwise."""
+    why = names.problem(rule, name)
+    if why is not None:
+        raise ConfigError(f"{what} {name!r} is not valid: it {why}; {rule.text}")
+    return names.check(rule, name)
+
+
+def check_account(name: str, role: str, athletes=()) -> Account:
+    """The account ``add`` would make, without a password: ConfigError naming the rule a
+    name breaks (check before asking for a password)."""
+    return Accounts._make(name, role, athletes)
 
 
 class Accounts:
@@ -157,7 +165,8 @@ class Accounts:
         _check_name(name, "account name")
         if role not in ROLES:
             raise ConfigError(f"role {role!r}: expected one of {', '.join(ROLES)}")
-        ids = tuple(dict.fromkeys(_check_name(a, "athlete") for a in athletes))
+        ids = tuple(dict.fromkeys(_check_name(a, "athlete", names.ATHLETE)
+                                  for a in athletes))
         if role == "athlete":
             ids = ids or (name,)
             if len(ids) != 1:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from hipstride import broker_auth, topics
-from hipstride.accounts import ACCOUNTS_ENV, Accounts
+from hipstride.accounts import ACCOUNTS_ENV, Accounts, check_account
 from hipstride.config import ConfigError, write_private
 
 SITE_DIR = Path("deploy/site")
@@ -212,6 +212,7 @@ def read_login_password(password_file: Path | None, name: str) -> str:
 def add_login(name: str, role: str, athletes, accounts_file: Path | None,
               password_file: Path | None) -> int:
     path = accounts_file or Path(os.environ.get(ACCOUNTS_ENV) or DEFAULT_ACCOUNTS)
+    check_account(name, role, tuple(athletes))  # a bad name is refused before the prompt
     accounts = Accounts.load(path) if path.exists() else Accounts()
     password = read_login_password(password_file, name)
     replaced = accounts.get(name) is not None

@@ -19,7 +19,7 @@ import hashlib
 import secrets
 from pathlib import Path
 
-from hipstride import topics
+from hipstride import names, topics
 from hipstride.config import ConfigError, write_private
 
 PIPELINE_USER = "pipeline"
@@ -36,6 +36,16 @@ ACL_HEADER = """\
 
 
 # --- passwords --------------------------------------------------------------------------------
+def check_user(user: str) -> str:
+    """A broker account name follows the station id rule (:data:`hipstride.names.STATION`;
+    the service accounts do too), so no name can break the password file (``:``, a line
+    break) or the ACL's ``user`` lines; ConfigError naming the rule otherwise."""
+    try:
+        return names.check(names.STATION, user)
+    except names.BadName as err:
+        raise ConfigError(f"broker account: {err}") from None
+
+
 def new_password() -> str:
     """A random broker password (32 URL-safe characters, 192 bits)."""
     return secrets.token_urlsafe(24)
@@ -69,6 +79,7 @@ def read_passwd(path: Path) -> dict[str, str]:
 
 def set_password(path: Path, user: str, password: str) -> None:
     """Add or replace one account in the password file."""
+    check_user(user)
     entries = read_passwd(path)
     entries[user] = mosquitto_hash(password)
     write_private(path, "".join(f"{u}:{h}\n" for u, h in entries.items()))
@@ -137,6 +148,7 @@ def render_acl(blocks: dict[str, list[str]]) -> str:
 
 def set_acl(path: Path, user: str, rules: list[str]) -> None:
     """Add or replace one user's block, keeping the others as they are."""
+    check_user(user)
     blocks = read_acl(path)
     blocks[user] = rules
     write_private(path, render_acl(blocks))

@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hipstride import names
+
 __all__ = ["ACTIONS", "COMMANDS", "CONTROL_VERSION", "PHASES", "SIDES", "ControlClient",
            "Received", "build_command", "send_command"]
 
@@ -33,11 +35,16 @@ SIDES = ("l", "r")
 #: :func:`build_command`).
 FIELDS = {"start": ("athlete", "label", "notes", "session"), "stop": ("session",),
           "mark": ("label", "note"), "calibrate": ("phase", "action", "muscle", "side")}
+#: The name rule (:mod:`hipstride.names`) of each free-form field.
+FIELD_RULES = {"athlete": names.ATHLETE, "label": names.LABEL, "notes": names.NOTES,
+               "note": names.NOTES, "session": names.SESSION, "muscle": names.CHANNEL}
 
 
 def build_command(command: str, **fields: Any) -> dict[str, Any]:
     """The JSON body of a control command with a fresh ``request`` id; None values are left
-    out. ValueError names a command or field the contract does not know."""
+    out. ValueError names a command or field the contract does not know;
+    :class:`hipstride.names.BadName` (a ValueError) a name that breaks its rule (an athlete
+    with a line break, say: docs/protocol.md, "Names")."""
     if command not in FIELDS:
         raise ValueError(f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}")
     unknown = sorted(k for k, v in fields.items() if v is not None and k not in FIELDS[command])
@@ -55,8 +62,15 @@ def build_command(command: str, **fields: Any) -> dict[str, Any]:
             raise ValueError(f"calibrate: side {fields.get('side')!r}, expected 'l' or 'r'")
     body: dict[str, Any] = {"version": CONTROL_VERSION, "command": command,
                             "request": uuid.uuid4().hex}
-    body.update({k: v for k, v in fields.items() if v is not None})
+    body.update({k: _checked(k, v) for k, v in fields.items() if v is not None})
     return body
+
+
+def _checked(field: str, value: Any) -> Any:
+    """A name field cleaned by its rule (:mod:`hipstride.names`, the rule the pipeline
+    applies too); :class:`hipstride.names.BadName` names the rule it breaks."""
+    rule = FIELD_RULES.get(field)
+    return value if rule is None else names.check(rule, value)
 
 
 @dataclass(frozen=True)

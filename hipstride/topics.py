@@ -24,11 +24,12 @@ A broker ACL can then confine a station's account to ``hipstride/v1/<station>/#`
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from hipstride import names
+
 ROOT = "hipstride/v1"
-STATION_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+STATION_ID = names.STATION.pattern  # whole ids only: use fullmatch (or check_station)
 
 FRAMES = "frames"
 STREAMS = "streams"
@@ -45,13 +46,9 @@ _PER_STREAM = (FRAMES, STREAMS)
 
 
 def check_station(station: str) -> str:
-    """Return ``station`` if it is a valid station id, else raise ValueError saying why."""
-    if not STATION_ID.match(station):
-        raise ValueError(
-            f"station id {station!r} is not valid: use 1-32 lower-case letters, digits, '-' or "
-            "'_', starting with a letter or digit (e.g. 'treadmill-1')"
-        )
-    return station
+    """Return ``station`` if it is a valid station id, else raise ValueError saying why
+    (:class:`hipstride.names.BadName`; the rule is :data:`hipstride.names.STATION`)."""
+    return names.check(names.STATION, station)
 
 
 def prefix(station: str) -> str:

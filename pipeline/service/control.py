@@ -26,9 +26,14 @@ hipstride/v1/<station>/session); this command prints that reply as JSON.
 configuration: --broker or HIPSTRIDE_BROKER (default mqtt://localhost:1883), the password in
 HIPSTRIDE_BROKER_PASSWORD.
 
+names: athlete names may use any script, spaces and punctuation, but no control characters
+(newline, tab, ...) and no backslash, at most 64 characters; labels at most 200 characters
+on one line; session ids 1-64 of A-Z a-z 0-9 _ - . : (docs/protocol.md, "Names").
+
 exit codes: 0 accepted, 1 no reply from the pipeline in time (is `hipstride pipeline`
-running?), 2 bad arguments, 3 broker rejected the credentials, 4 broker unreachable,
-5 the pipeline refused the command (the reason is printed).
+running?), 2 bad arguments (a name that breaks its rule: the rule is printed), 3 broker
+rejected the credentials, 4 broker unreachable, 5 the pipeline refused the command (the
+reason is printed).
 
 examples:
   hipstride session start --station treadmill-1 --athlete ana --label "easy 5k"
@@ -87,10 +92,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         topics.check_station(args.station)
-    except ValueError as err:
+        body = build_command(args)
+    except ValueError as err:  # a bad station id or name (hipstride.names.BadName)
         print(f"hipstride session: {err}", file=sys.stderr)
         return EXIT_CONFIG
-    body = build_command(args)
     try:
         reply = control.send_command(args.broker, args.station, body, timeout_s=args.timeout)
     except BrokerError as err:

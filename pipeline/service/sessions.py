@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
+import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from hipstride import names
 from hipstride.pipeline.store.base import SessionMeta
 
 __all__ = ["COMMANDS", "CONTROL_VERSION", "PHASES", "UNASSIGNED", "Command", "CommandError",
@@ -29,14 +30,12 @@ UNASSIGNED = "unassigned"
 COMMANDS = ("start", "stop", "mark", "calibrate")
 PHASES = ("standing", "mvc", "prone")
 RUNNING = "running"  # the phase of a session outside calibration and the prone test
-SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-CHANNEL = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 SIDES = ("l", "r")
-MAX_TEXT = 200
-MAX_NOTES = 2000
 MAX_MARKS = 1000
 KEEP_INTERVALS = 8  # closed sessions remembered for late data
 KEEP_REQUESTS = 32  # request ids remembered to recognise a redelivered command
+
+log = logging.getLogger(__name__)
 
 
 class CommandError(ValueError):
@@ -64,18 +63,21 @@ class Command:
     side: str | None = None  # calibrate prone: the leg tested ("l" or "r")
 
 
-def _text(body: dict[str, Any], key: str, limit: int = MAX_TEXT, *,
+def _text(body: dict[str, Any], key: str, rule: names.Rule, *,
           required: str | None = None) -> str | None:
+    """A string field checked against its name rule (docs/protocol.md, "Names"): None when
+    absent or blank, :class:`CommandError` ``bad_field`` (not a string) or ``bad_name``."""
     value = body.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if value is None or (isinstance(value, str) and not value.strip(" ")):
         if required:
             raise CommandError(required, f"{key!r} is required")
         return None
     if not isinstance(value, str):
         raise CommandError("bad_field", f"{key!r} must be a string, got {type(value).__name__}")
-    if len(value) > limit:
-        raise CommandError("bad_field", f"{key!r} is longer than {limit} characters")
-    return value.strip()
+    try:
+        return names.check(rule, value)
+    except names.BadName as err:
+        raise CommandError(names.BAD_NAME, f"{key!r}: {err}") from None
 
 
 def parse_command(payload: bytes | str) -> Command:
@@ -97,39 +99,40 @@ def parse_command(payload: bytes | str) -> Command:
     command = body.get("command")
     if not isinstance(command, str) or not command:
         raise CommandError("unknown_command", "no 'command'")
-    request = _text(body, "request", 64)
+    request = _text(body, "request", names.REQUEST)
     if command not in COMMANDS:
         if command == "profile":  # the simulator's command (docs/protocol.md)
             raise CommandError("not_session", f"{command!r} is for the edge agent")
-        raise CommandError("unknown_command", f"unknown command {command!r}; expected one of "
-                                              f"{', '.join(COMMANDS)}")
+        raise CommandError("unknown_command", f"unknown command {command[:64]!r}; expected "
+                                              f"one of {', '.join(COMMANDS)}")
     if command == "start":
-        session = _text(body, "session", 64)
-        if session is not None and (not SESSION_ID.match(session) or session == UNASSIGNED):
-            raise CommandError("bad_field", f"session id {session!r}: use 1-64 letters, digits, "
-                                            "'_', '-', '.', ':' (and not 'unassigned')")
-        return Command(command, request, athlete=_text(body, "athlete",
-                                                       required="missing_athlete"),
-                       session=session, label=_text(body, "label"),
-                       notes=_text(body, "notes", MAX_NOTES))
+        return Command(command, request,
+                       athlete=_text(body, "athlete", names.ATHLETE, required="missing_athlete"),
+                       session=_text(body, "session", names.SESSION),
+                       label=_text(body, "label", names.LABEL),
+                       notes=_text(body, "notes", names.NOTES))
     if command == "stop":
-        return Command(command, request, session=_text(body, "session", 64))
+        return Command(command, request, session=_text(body, "session", names.SESSION))
     if command == "mark":
-        return Command(command, request, label=_text(body, "label", required="missing_label"),
-                       note=_text(body, "note", MAX_NOTES))
-    phase = _text(body, "phase", required="bad_phase")
+        return Command(command, request,
+                       label=_text(body, "label", names.LABEL, required="missing_label"),
+                       note=_text(body, "note", names.NOTES))
+    phase = body.get("phase")
     if phase not in PHASES:
-        raise CommandError("bad_phase", f"phase {phase!r}: expected one of {', '.join(PHASES)}")
+        raise CommandError("bad_phase", f"phase {str(phase)[:64]!r}: expected one of "
+                                        f"{', '.join(PHASES)}")
     action = body.get("action", "start")
     if action not in ("start", "stop"):
-        raise CommandError("bad_field", f"action {action!r}: expected 'start' or 'stop'")
-    muscle = _text(body, "muscle", 64)
-    if muscle is not None and (phase != "mvc" or not CHANNEL.match(muscle)):
-        raise CommandError("bad_field", f"muscle {muscle!r}: only with phase 'mvc', as an "
-                                        "EMG channel name such as 'glute_max_l'")
+        raise CommandError("bad_field", f"action {str(action)[:64]!r}: expected 'start' or "
+                                        "'stop'")
+    muscle = body.get("muscle")
+    if muscle is not None and (phase != "mvc" or names.problem(names.CHANNEL, muscle)):
+        raise CommandError("bad_field", f"muscle {str(muscle)[:64]!r}: only with phase "
+                                        "'mvc', as an EMG channel name such as 'glute_max_l'")
     side = body.get("side")
     if side is not None and (phase != "prone" or side not in SIDES):
-        raise CommandError("bad_field", f"side {side!r}: only with phase 'prone', 'l' or 'r'")
+        raise CommandError("bad_field", f"side {str(side)[:64]!r}: only with phase 'prone', "
+                                        "'l' or 'r'")
     return Command(command, request, phase=phase, action=action, muscle=muscle, side=side)
 
 
@@ -218,9 +221,51 @@ class SessionState:
 
     @classmethod
     def from_json(cls, station: str, text: str) -> SessionState:
+        """The state saved by :meth:`to_json`. Names saved before the name rules (an athlete
+        with a line break, say) are repaired with :func:`hipstride.names.sanitise` and each
+        repair is logged: a restored session must never stop the pipeline."""
         body = json.loads(text)
         body["station"] = station
-        return cls(**{k: v for k, v in body.items() if k in cls.__dataclass_fields__})
+        state = cls(**{k: v for k, v in body.items() if k in cls.__dataclass_fields__})
+        for what, before, after in state.repair_names():
+            log.warning("station %s: the restored session's %s %r breaks the name rule "
+                        "(docs/protocol.md, \"Names\"); continuing with %r", station, what,
+                        before, after)
+        return state
+
+    def repair_names(self) -> list[tuple[str, Any, Any]]:
+        """Make every stored name pass its rule; returns (field, before, after) per fix."""
+        fixes: list[tuple[str, Any, Any]] = []
+
+        def fix(what: str, value: Any, rule: names.Rule, fallback: str) -> Any:
+            if value is None or (isinstance(value, str) and names.problem(rule, value) is None
+                                 and names.check(rule, value) == value):
+                return value
+            repaired = names.sanitise(rule, value, fallback)
+            fixes.append((what, value, repaired))
+            return repaired
+
+        self.session = fix("session id", self.session, names.SESSION, "restored")
+        self.athlete = fix("athlete", self.athlete, names.ATHLETE, "unknown athlete")
+        self.label = fix("label", self.label, names.LABEL, "restored")
+        self.notes = fix("notes", self.notes, names.NOTES, "")
+        for mark in self.marks:
+            if isinstance(mark, dict):
+                mark["label"] = fix("mark label", mark.get("label"), names.LABEL, "mark")
+                if mark.get("note") is not None:
+                    mark["note"] = fix("mark note", mark["note"], names.NOTES, "")
+        for iv in self.intervals:
+            if isinstance(iv, list) and len(iv) >= 2:
+                iv[0] = fix("session id", iv[0], names.SESSION, "restored")
+                iv[1] = fix("athlete", iv[1], names.ATHLETE, "unknown athlete")
+        if isinstance(self.closed, dict):
+            closed = self.closed
+            closed["session"] = fix("session id", closed.get("session"), names.SESSION,
+                                    "restored")
+            closed["athlete"] = fix("athlete", closed.get("athlete"), names.ATHLETE,
+                                    "unknown athlete")
+            closed["label"] = fix("label", closed.get("label"), names.LABEL, "restored")
+        return fixes
 
 
 @dataclass
