@@ -16,6 +16,7 @@ Example ``pipeline.toml`` (every key optional)::
     url = "influx://hipstride@db.local:8086/hipstride"
     token_file = "/etc/hipstride/influx-token"           # or HIPSTRIDE_STORE_TOKEN
     timeout_s = 5
+    create_database = true   # a missing 1.x database is created (admin account); false: exit 2
 
     [batch]
     interval_ms = 100        # store writes (and MQTT acks) at most this far apart
@@ -24,22 +25,36 @@ Example ``pipeline.toml`` (every key optional)::
 
     [metrics]
     port = 9464              # Prometheus text on http://127.0.0.1:PORT/metrics; 0 = off
+
+    [limits]                 # bounds on what stations send (docs/protocol.md)
+    max_past_s = 86400       # frames dated earlier than the clock minus this are refused
+    max_future_s = 300       # ... or later than the clock plus this
+    max_jump_s = 30          # a stream jumping further ahead restarts the engine (a gap)
+    max_streams = 16         # per station
+    max_stations = 500       # per process
+    idle_close_s = 60        # a station's recordings are closed after this long idle
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from hipstride.config import BrokerURL, ConfigError, Section, env, load_toml, read_secret
 
-__all__ = ["Partition", "PipelineConfig", "default_state_dir", "load_pipeline_config"]
+from .limits import IngestLimits
+
+__all__ = ["Partition", "PipelineConfig", "check_directories", "default_state_dir",
+           "load_pipeline_config"]
 
 _TOP_KEYS = {"state_dir", "recordings_dir", "partition", "broker", "store", "batch",
-             "metrics", "log_interval_s"}
+             "metrics", "log_interval_s", "limits"}
+_LIMIT_KEYS = {"max_past_s", "max_future_s", "max_jump_s", "max_streams", "max_stations",
+               "idle_close_s", "quarantine_keep", "quarantine_bytes"}
 
 
 def default_state_dir() -> Path:
@@ -98,6 +113,7 @@ class PipelineConfig:
     connect_timeout_s: float = 10.0
     store_token_file: str | None = None
     store_timeout_s: float = 5.0
+    create_database: bool = True
     partition: Partition = field(default_factory=Partition)
     state_dir: Path = field(default_factory=default_state_dir)
     recordings_dir: Path | None = None
@@ -107,6 +123,7 @@ class PipelineConfig:
     metrics_port: int = 0
     log_interval_s: float = 10.0
     duration_s: float | None = None
+    limits: IngestLimits = field(default_factory=IngestLimits)
 
     @property
     def client_id(self) -> str:
@@ -127,11 +144,14 @@ def load_pipeline_config(path: str | Path | None = None, **overrides: Any) -> Pi
     broker_t.unknown_keys({"url", "password_file", "ca_file", "cert_file", "key_file",
                            "tls_insecure", "keepalive_s", "connect_timeout_s"})
     store_t = top.table("store")
-    store_t.unknown_keys({"url", "token_file", "timeout_s"})
+    store_t.unknown_keys({"url", "token_file", "timeout_s", "create_database"})
     batch_t = top.table("batch")
     batch_t.unknown_keys({"interval_ms", "max_frames", "spool_retry_s"})
     metrics_t = top.table("metrics")
     metrics_t.unknown_keys({"port"})
+    limits_t = top.table("limits")
+    limits_t.unknown_keys(_LIMIT_KEYS)
+    limits = _limits(limits_t)
 
     def pick(key: str, env_name: str | None, from_file: Any) -> Any:
         if overrides.get(key) is not None:
@@ -175,6 +195,8 @@ def load_pipeline_config(path: str | Path | None = None, **overrides: Any) -> Pi
         store_url=store_url,
         store_token_file=token_file,
         store_timeout_s=store_t.number("timeout_s", 5.0, minimum=0.1, maximum=120),
+        create_database=bool(pick("create_database", None,
+                                  store_t.boolean("create_database", True))),
         partition=partition,
         state_dir=Path(state_dir) if state_dir else default_state_dir(),
         recordings_dir=Path(recordings) if recordings else None,
@@ -183,6 +205,7 @@ def load_pipeline_config(path: str | Path | None = None, **overrides: Any) -> Pi
         spool_retry_s=batch_t.number("spool_retry_s", 1.0, minimum=0.05, maximum=60),
         metrics_port=metrics_port,
         log_interval_s=top.number("log_interval_s", 10.0, minimum=0.1),
+        limits=limits,
     )
     duration = overrides.get("duration_s")
     if duration is not None:
@@ -191,3 +214,41 @@ def load_pipeline_config(path: str | Path | None = None, **overrides: Any) -> Pi
                               f"{duration}")
         config = replace(config, duration_s=float(duration))
     return config
+
+
+def _limits(section: Section) -> IngestLimits:
+    """``[limits]``: each key a positive number (counts whole), default as in IngestLimits."""
+    defaults = IngestLimits()
+    values: dict[str, Any] = {}
+    for key in sorted(_LIMIT_KEYS):
+        default = getattr(defaults, key)
+        whole = isinstance(default, int)
+        value = section.number(key, default, minimum=1 if whole else 0.001, integer=whole)
+        values[key] = int(value) if whole else float(value)
+    return IngestLimits(**values)
+
+
+def check_directories(config: PipelineConfig) -> None:
+    """At start-up: the state and recordings directories exist (created if missing) and are
+    writable. Raise :class:`ConfigError` naming the setting and the path otherwise (the CLI
+    exits 2), so a bad mount shows at once rather than at the first frame."""
+    dirs = [("state_dir", "HIPSTRIDE_STATE_DIR", "--state-dir", config.state_dir)]
+    if config.recordings_dir is None:
+        dirs.append(("recordings_dir", "HIPSTRIDE_RECORDINGS_DIR", "--recordings",
+                     config.recordings))
+    else:
+        dirs.append(("recordings_dir", "HIPSTRIDE_RECORDINGS_DIR", "--recordings",
+                     config.recordings_dir))
+    for key, env_name, flag, path in dirs:
+        where = f"{key} ({flag}, {env_name} or {key} in the TOML file) = {str(path)!r}"
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            if not path.is_dir():
+                raise NotADirectoryError(f"{path} is not a directory")
+            with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+                pass
+        except OSError as err:
+            what = err.strerror or str(err)
+            raise ConfigError(f"{where}: cannot use it as a directory ({what}): make it a "
+                              "writable directory for the pipeline's user, or choose "
+                              "another path") from None

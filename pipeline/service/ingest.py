@@ -52,6 +52,11 @@ REASONS = (
     "rate",              # sample rate differs from the description's
     "bad_description",   # a stream description that does not follow the contract
     "bad_topic",         # a topic outside the v1 layout (counted under station "_invalid")
+    "seq_range",         # seq not below 2**63 (the stores' signed 64-bit integers)
+    "time_window",       # t0 outside [clock - limits.max_past_s, clock + limits.max_future_s]
+    "too_many_streams",  # a description beyond limits.max_streams for the station
+    "too_many_stations", # a station beyond limits.max_stations (counted under "_overflow")
+    "quarantined",       # handling it failed unexpectedly: kept in the state DB's quarantine
 )
 
 #: (station, stream, epoch, seq): what identifies a frame (docs/protocol.md).
@@ -284,6 +289,9 @@ class StateDB:
                              "body TEXT)")
             self._db.execute("CREATE TABLE IF NOT EXISTS calibration (station TEXT PRIMARY "
                              "KEY, body TEXT, data_ns INTEGER)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS quarantine (id INTEGER PRIMARY KEY "
+                             "AUTOINCREMENT, time_ns INTEGER, station TEXT, topic TEXT, "
+                             "payload BLOB, payload_bytes INTEGER, error TEXT)")
             for table in ("spool", "refused"):
                 self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY "
                                  "AUTOINCREMENT, created_ns INTEGER, n_points INTEGER, "
@@ -359,6 +367,25 @@ class StateDB:
             rows = self._db.execute("SELECT station, body, data_ns FROM calibration").fetchall()
         return {s: (b, int(t)) for s, b, t in rows}
 
+    # quarantine: messages whose handling failed unexpectedly, for inspection
+    def quarantine(self, station: str, topic: str, payload: bytes, error: str, *,
+                   keep: int, max_bytes: int) -> None:
+        """Keep one message (its first ``max_bytes``), and only the latest ``keep``."""
+        with self._lock, self._db:
+            self._db.execute("INSERT INTO quarantine (time_ns, station, topic, payload, "
+                             "payload_bytes, error) VALUES (?, ?, ?, ?, ?, ?)",
+                             (time.time_ns(), station, topic[:512], payload[:max_bytes],
+                              len(payload), error[-max_bytes:]))
+            self._db.execute("DELETE FROM quarantine WHERE id <= (SELECT MAX(id) FROM "
+                             "quarantine) - ?", (keep,))
+
+    def quarantined(self) -> list[dict[str, object]]:
+        with self._lock:
+            rows = self._db.execute("SELECT time_ns, station, topic, payload, payload_bytes, "
+                                    "error FROM quarantine ORDER BY id").fetchall()
+        return [dict(zip(("time_ns", "station", "topic", "payload", "payload_bytes", "error"),
+                         row, strict=True)) for row in rows]
+
     # spool
     def spool_oldest(self) -> tuple[int, list[Point | PointSeries]] | None:
         with self._lock:
@@ -387,6 +414,30 @@ class StateDB:
     def refused_depth(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM refused").fetchone()[0])
+
+    def refused_list(self) -> list[tuple[int, int, str]]:
+        """(id, points, the store's error) of every refused batch, oldest first."""
+        with self._lock:
+            return [(int(i), int(n), e or "") for i, n, e in self._db.execute(
+                "SELECT id, n_points, error FROM refused ORDER BY id").fetchall()]
+
+    def refused_points(self, batch_id: int) -> list[Point | PointSeries]:
+        with self._lock:
+            row = self._db.execute("SELECT body FROM refused WHERE id = ?",
+                                   (batch_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no refused batch {batch_id}")
+        return points_from_bytes(row[0])
+
+    def refused_remove(self, batch_id: int) -> None:
+        """Forget a refused batch (it was written)."""
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM refused WHERE id = ?", (batch_id,))
+
+    def refused_note(self, batch_id: int, error: str) -> None:
+        """The store refused the batch again: keep its latest error."""
+        with self._lock, self._db:
+            self._db.execute("UPDATE refused SET error = ? WHERE id = ?", (error, batch_id))
 
     def close(self) -> None:
         with self._lock:

@@ -42,6 +42,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,12 +57,14 @@ from hipstride.pipeline.store import (
     Store,
     StoreError,
     StoreRejected,
+    StoreSetupError,
     StoreUnavailable,
     open_store,
 )
 from hipstride.pipeline.store.base import FrameRecord, Point, PointSeries
 
-from .config import PipelineConfig
+from .claim import Claim, ensure_free, yields_to
+from .config import PipelineConfig, check_directories
 from .confirm import Confirmations
 from .ingest import (
     DedupIndex,
@@ -73,6 +76,7 @@ from .ingest import (
     validate_description,
     validate_frame,
 )
+from .limits import LimitExceeded, check_frame
 from .live import LIVE_VERSION, LiveState
 from .phases import WAIT_S, PhaseJob, results_message
 from .sessions import (
@@ -90,6 +94,11 @@ __all__ = ["Metrics", "Pipeline", "RateLimitedLog", "install_signal_handlers"]
 
 log = logging.getLogger("hipstride.pipeline")
 INVALID_STATION = "_invalid"
+#: Rejections of stations beyond ``limits.max_stations`` are counted under this name (one
+#: label, however many stations try).
+OVERFLOW_STATION = "_overflow"
+#: Idle stations' recordings are looked for at most this often (s).
+IDLE_CHECK_S = 1.0
 MAX_SPOOL_RETRY_S = 30.0
 INGEST_VERSION = 1
 #: ``…/ingest`` is published at most once per this interval per station (s), and at once on
@@ -168,6 +177,12 @@ _METRICS = {
     "duplicates_total": ("counter", "Frames received again and not re-processed",
                          ("station",)),
     "ignored_total": ("counter", "Messages of stations outside this partition", ()),
+    "time_jumps_total": ("counter", "Frames starting beyond limits.max_jump_s after their "
+                         "stream's previous one (a gap, engine restarted)", ("station", "stream")),
+    "quarantined_total": ("counter", "Messages whose handling failed unexpectedly, kept in "
+                          "the state DB", ("station",)),
+    "idle_closed_total": ("counter", "Stations whose recordings were closed when idle",
+                          ()),
     "control_total": ("counter", "Session commands applied", ("station", "command")),
     "control_rejected_total": ("counter", "Control messages refused, by reason",
                                ("station", "reason")),
@@ -188,6 +203,8 @@ _METRICS = {
     "pending_frames": ("gauge", "Frames accepted, not yet stored or spooled", ()),
     "mqtt_connected": ("gauge", "1 while connected to the broker", ()),
     "mqtt_subscribed": ("gauge", "1 once the broker confirmed the subscriptions", ()),
+    "partition_conflicts_total": ("counter", "Claims of this partition by another pipeline "
+                                  "process seen (claim.py)", ()),
 }
 
 
@@ -211,20 +228,25 @@ def render_metrics(metrics: Metrics) -> str:
 
 
 class MetricsServer:
-    """``GET /metrics`` (Prometheus text) and ``GET /health`` on a loopback port."""
+    """``GET /metrics`` (Prometheus text) and ``GET /health`` on a loopback port. ``/health``
+    answers 200 ``ok`` or 503 with what is wrong (``health()``: the store sink's)."""
 
-    def __init__(self, metrics: Metrics, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(self, metrics: Metrics, port: int, host: str = "127.0.0.1",
+                 health: Callable[[], tuple[bool, str]] | None = None) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                status = 200
                 if self.path.split("?")[0] == "/metrics":
                     body = render_metrics(metrics).encode()
                     ctype = "text/plain; version=0.0.4; charset=utf-8"
                 elif self.path == "/health":
-                    body, ctype = b"ok\n", "text/plain"
+                    ok, text = health() if health is not None else (True, "ok")
+                    body, ctype, status = (text + "\n").encode(), "text/plain", 200 if ok \
+                        else 503
                 else:
                     self.send_error(404)
                     return
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -248,17 +270,28 @@ class MetricsServer:
 # --- store with spool ---------------------------------------------------------------------------
 class StoreSink:
     """Writes batches to the store, or to the spool while the store is down or the spool is
-    not yet empty (so batches reach the store in order)."""
+    not yet empty (so batches reach the store in order).
+
+    What counts as what (docs/pipeline.md, "Failure modes"): :class:`StoreUnavailable` — the
+    server down, the database dropped, the credentials refused — is an *outage*: the batch is
+    spooled and retried with backoff. A database found missing is created again first when
+    ``create_database`` (and the account may). Only :class:`StoreRejected`, a verdict on the
+    batch's content (HTTP 400: a field type conflict, bad line protocol), puts it in the state
+    DB's ``refused`` table, for ``hipstride pipeline --replay-refused`` once the cause is fixed.
+    :meth:`health` says which of these the latest write met.
+    """
 
     def __init__(self, store: Store, state: StateDB, metrics: Metrics, say: RateLimitedLog,
-                 *, retry_s: float) -> None:
+                 *, retry_s: float, create_database: bool = True) -> None:
         self.store = store
         self.state = state
         self.metrics = metrics
         self.say = say
         self.retry_s = retry_s
+        self.create_database = create_database
         self._backoff = retry_s
         self._next_retry = 0.0
+        self._health = ("ok", "no write yet")
         self.depth = state.spool_depth()
         self._update()
 
@@ -266,6 +299,33 @@ class StoreSink:
         self.metrics.set("spool_batches", self.depth[0])
         self.metrics.set("spool_points", self.depth[1])
         self.metrics.set("refused_batches", self.state.refused_depth())
+
+    def health(self) -> tuple[bool, str]:
+        """(ok?, one line): not ok while the store is unavailable or refuses batches."""
+        state, detail = self._health
+        spooled, refused = self.depth[0], self.state.refused_depth()
+        if state == "unavailable":
+            return False, (f"store unavailable ({detail}); {spooled} batch(es) spooled, "
+                           "retried with backoff")
+        if state == "refusing":
+            return False, (f"store refuses batches ({detail}); {refused} batch(es) kept in "
+                           f"{self.state.path} (table refused): fix the cause, then run "
+                           "hipstride pipeline --replay-refused")
+        if refused:
+            return True, (f"ok; {refused} refused batch(es) kept: hipstride pipeline "
+                          "--replay-refused")
+        return True, "ok"
+
+    def started(self, found: str | StoreUnavailable) -> None:
+        """The start-up check's result (:meth:`Store.ensure_database`)."""
+        if isinstance(found, StoreUnavailable):
+            self._down(found)
+        else:
+            self._up()
+
+    def _up(self) -> None:
+        self.metrics.set("store_up", 1)
+        self._health = ("ok", "")
 
     def _timed_write(self, points: list[Point | PointSeries]) -> None:
         start = time.perf_counter()
@@ -277,6 +337,33 @@ class StoreSink:
             self.metrics.inc("store_write_seconds_count")
             self.metrics.set("store_write_seconds_last", took)
 
+    def _store(self, points: list[Point | PointSeries]) -> None:
+        """Write; a database found missing is created again (when allowed) and the write
+        repeated once."""
+        try:
+            self._timed_write(points)
+        except StoreUnavailable as err:
+            if err.reason != "database_missing" or not self.create_database or \
+                    not self._recreate():
+                raise
+            self._timed_write(points)
+
+    def _recreate(self) -> bool:
+        try:
+            found = self.store.ensure_database(create=True)
+        except StoreError as err:
+            self.say(logging.ERROR, "store-recreate", "the store's database is missing and "
+                     "could not be created again: %s", err)
+            return False
+        if found == "created":
+            log.warning("the store's database was missing (dropped?): created it again; "
+                        "spooled and new batches go there")
+        return True
+
+    def _refused(self, err: StoreRejected) -> None:
+        self.metrics.set("store_up", 0)
+        self._health = ("refusing", str(err)[:300])
+
     def write(self, points: list[Point | PointSeries], seen: dict) -> str:
         """Store (or spool) a batch and persist ``seen`` with it; returns the outcome."""
         if self.depth[0]:
@@ -285,18 +372,21 @@ class StoreSink:
         else:
             try:
                 if points:
-                    self._timed_write(points)
+                    self._store(points)
                 self.state.commit(seen)
                 outcome = "stored"
-                self.metrics.set("store_up", 1)
+                self._up()
             except StoreUnavailable as err:
                 self._down(err)
                 self.state.commit(seen, spool=points)
                 outcome = "spooled"
             except StoreRejected as err:
                 self.say(logging.ERROR, "refused", "the store refused a batch of %d points "
-                         "(kept in %s, table refused): %s", len(points), self.state.path, err)
+                         "for its content (kept in %s, table refused; replay with hipstride "
+                         "pipeline --replay-refused once the cause is fixed): %s",
+                         len(points), self.state.path, err)
                 self.state.commit(seen, refused=(points, str(err)))
+                self._refused(err)
                 outcome = "refused"
         self.metrics.inc("store_writes_total", (outcome,))
         if outcome != "stored":
@@ -304,12 +394,24 @@ class StoreSink:
             self._update()
         return outcome
 
-    def _down(self, err: Exception) -> None:
+    def _down(self, err: StoreUnavailable) -> None:
         self.metrics.set("store_up", 0)
+        self._health = ("unavailable", f"{err.reason}: {str(err)[:300]}")
         self._next_retry = time.monotonic() + self._backoff
-        self.say(logging.WARNING, "store-down", "store unavailable, spooling batches to %s and "
-                 "retrying in %.1f s: %s", self.state.path, self._backoff, err)
+        self.say(logging.WARNING, "store-down", "store unavailable (%s), spooling batches to "
+                 "%s and retrying in %.1f s: %s%s", err.reason, self.state.path, self._backoff,
+                 err, self._hint(err))
         self._backoff = min(MAX_SPOOL_RETRY_S, self._backoff * 2)
+
+    def _hint(self, err: StoreUnavailable) -> str:
+        """What an administrator can run, when the database or the account is the cause."""
+        if err.reason not in ("database_missing", "unauthorized") or \
+                not hasattr(self.store, "setup_hint"):
+            return ""
+        try:
+            return f" ({self.store.setup_hint()})"
+        except StoreError:
+            return ""
 
     def replay(self, budget_s: float = 0.5) -> None:
         """Send spooled batches, oldest first, for at most about ``budget_s``."""
@@ -322,21 +424,24 @@ class StoreSink:
                 break
             batch_id, points = oldest
             try:
-                self._timed_write(points)
+                self._store(points)
             except StoreUnavailable as err:
                 self._down(err)
                 break
             except StoreRejected as err:
                 self.say(logging.ERROR, "refused", "the store refused a spooled batch of %d "
-                         "points (moved to table refused): %s", len(points), err)
+                         "points for its content (moved to table refused): %s", len(points),
+                         err)
                 self.state.spool_refuse(batch_id, str(err))
+                self._refused(err)
                 continue
             self.state.spool_remove(batch_id)
             self.metrics.inc("store_writes_total", ("replayed",))
         self.depth = self.state.spool_depth()
         if not self.depth[0]:
             self._backoff = self.retry_s
-            self.metrics.set("store_up", 1)
+            if self._health[0] == "unavailable":
+                self._up()
             log.info("store spool replayed; writing directly again")
         self._update()
 
@@ -443,7 +548,8 @@ class Pipeline:
                                          timeout_s=config.store_timeout_s,
                                          ssl_ca_cert=config.ca_file)
         self.sink = StoreSink(self.store, self.state, self.metrics, self.say,
-                              retry_s=config.spool_retry_s)
+                              retry_s=config.spool_retry_s,
+                              create_database=config.create_database)
         self._inbox: queue.SimpleQueue[_Message | None] = queue.SimpleQueue()
         self._generation = 0
         self._batch = _Batch()
@@ -462,6 +568,8 @@ class Pipeline:
         self._phase_jobs: list[PhaseJob] = []
         self._ingest: dict[str, dict[str, Any]] = {}  # station -> last rejection, gaps seen
         self._ingest_due: dict[str, float] = {}  # station -> monotonic time of next publish
+        self._last_frame: dict[str, float] = {}  # station -> monotonic time of its last frame
+        self._idle_check = 0.0  # monotonic time of the next look for idle stations
 
         client = make_client(config.broker, config.client_id, clean_session=False,
                              password=config.broker_password,
@@ -471,7 +579,10 @@ class Pipeline:
         client.on_subscribe = self._on_subscribe
         self._subscribed = threading.Event()
         self.client = client
-        self.connection = Connection(client, config.broker)
+        self.claim = Claim(config)  # one process per partition (claim.py)
+        self.claim.arm(client)
+        self.exit_code = 0
+        self.connection = Connection(client, config.broker, logger=log)
         self.connection.on_connect(self._on_connect)
         self.confirm = Confirmations(self.dedup, self._publish_stored, str(self.partition))
 
@@ -480,11 +591,15 @@ class Pipeline:
         self._generation += 1
         self.client.subscribe([(topics.subscription(kind), 1) for kind in
                                (topics.FRAMES, topics.STREAMS, topics.STATUS, topics.CONTROL)])
+        self.claim.on_connect(self.client)
 
     def _on_subscribe(self, *_args: Any) -> None:
         self._subscribed.set()
 
     def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        if message.topic == self.claim.topic:
+            self.claim.on_message(bytes(message.payload))
+            return
         self._inbox.put(_Message(self._generation, message.topic, bytes(message.payload),
                                  message.mid, message.qos, time.time_ns()))
 
@@ -492,9 +607,34 @@ class Pipeline:
     def stop(self) -> None:
         self._stop.set()
 
+    def check_store(self) -> None:
+        """Before taking messages: the database exists and takes writes (created when the
+        configuration and the account allow). :class:`StoreSetupError` (the CLI exits 2 with
+        what to run) when it cannot be used as configured; an unreachable store is not
+        fatal: batches spool until it answers."""
+        try:
+            found = self.store.ensure_database(create=self.config.create_database)
+        except StoreUnavailable as err:
+            self.sink.started(err)
+            return
+        except StoreSetupError:
+            try:
+                self.writer.close()
+            finally:
+                self.store.close()
+                self.state.close()
+            raise
+        if found == "created":
+            log.warning("the store had no database %r: created it (create_database = true)",
+                        getattr(self.store, "database", ""))
+        self.sink.started(found)
+
     def run(self) -> int:
+        self._ensure_partition_free()
+        self.check_store()
         if self.config.metrics_port:
-            self.metrics_server = MetricsServer(self.metrics, self.config.metrics_port)
+            self.metrics_server = MetricsServer(self.metrics, self.config.metrics_port,
+                                                health=self.sink.health)
             log.info("metrics on http://127.0.0.1:%d/metrics", self.metrics_server.port)
         self.connection.open(keepalive_s=self.config.keepalive_s,
                              timeout_s=self.config.connect_timeout_s)
@@ -505,6 +645,7 @@ class Pipeline:
         try:
             while not self._stop.is_set() and time.monotonic() < deadline:
                 self._step()
+                self._claim_tick()
             self._drain_inbox()
             for job in self._phase_jobs:  # a phase that just ended: analyse what arrived
                 job.due = -math.inf
@@ -516,7 +657,41 @@ class Pipeline:
                 self.writer.close()
             finally:
                 self._shutdown()
-        return 0
+        return self.exit_code
+
+    def _ensure_partition_free(self) -> None:
+        """Refuse to start while another live process runs this partition (claim.py)."""
+        try:
+            ensure_free(self.config)
+        except BaseException:
+            try:
+                self.writer.close()
+            finally:
+                self.store.close()
+                self.state.close()
+            raise
+
+    def _claim_tick(self) -> None:
+        """Restate the claim; another process claiming this partition is reported loudly and
+        the one started later stops (exit 2). Its unstored messages are redelivered."""
+        other = self.claim.conflict()
+        if other is not None:
+            self.metrics.inc("partition_conflicts_total")
+            if yields_to(self.claim.body(), other):
+                log.critical("partition %s: another pipeline process (%s), started earlier, "
+                             "runs this partition: stopping this one (exit 2); what it did "
+                             "not store is delivered to the other. Start each process with "
+                             "its own --partition I/N", self.partition, other.who())
+                self.exit_code = 2
+                self.stop()
+                return
+            log.critical("partition %s: another pipeline process (%s) claims this partition: "
+                         "two processes with the same --partition split its messages; the one "
+                         "started later stops. Check how the pipelines are started",
+                         self.partition, other.who())
+            self.claim.publish(self.client)
+        elif self.connection.connected.is_set():
+            self.claim.tick(self.client)
 
     def _step(self) -> None:
         """Handle what arrives, publishing live messages as engines have new output, until
@@ -580,7 +755,8 @@ class Pipeline:
         if st is None:
             st = self.stations[station] = Station(
                 station, self.config.recordings, timeline=self._sessions(station).timeline,
-                calibration=self._calibrations.get(station))
+                calibration=self._calibrations.get(station),
+                max_jump_ns=round(self.config.limits.max_jump_s * 1e9))
         return st
 
     def _sessions(self, station: str) -> StationSessions:
@@ -602,7 +778,7 @@ class Pipeline:
         self.say(logging.WARNING, f"reject:{station}:{reason}", "station %s: rejected (%s) on "
                  "%s: %s", station, reason, msg.topic, message)
         self._ack(msg)
-        if station != INVALID_STATION:
+        if station not in (INVALID_STATION, OVERFLOW_STATION):
             info = self._ingest.setdefault(station, {})
             info["last"] = {"reason": reason, "message": message[:500],
                             "time_ns": msg.arrival_ns}
@@ -619,7 +795,7 @@ class Pipeline:
         info["missing"] = missing
         body = {"version": INGEST_VERSION, "station": station, "time_ns": time.time_ns(),
                 "rejected": self.rejected.for_station(station), "last": info.get("last"),
-                "sequence_missing": missing}
+                "sequence_missing": missing, "time_jumps": info.get("time_jumps", {})}
         self.client.publish(topics.ingest(station), json.dumps(jsonable(body)), qos=1,
                             retain=True)
         self._ingest_due.pop(station, None)
@@ -643,32 +819,109 @@ class Pipeline:
                 self._publish_ingest(station)
 
     def _handle(self, msg: _Message | None) -> None:
+        """One message, whatever it holds: handled, rejected (counted, acknowledged) or —
+        if handling it fails unexpectedly — quarantined; never an exception out of here."""
         if msg is None:  # the writer's wake-up
             return
+        station = INVALID_STATION
         try:
-            parsed = topics.parse(msg.topic)
-        except ValueError as err:
-            self._reject(INVALID_STATION, "bad_topic", str(err), msg)
-            return
-        if not self.partition.owns(parsed.station):
-            self.metrics.inc("ignored_total")
-            self._ack(msg)
-            return
-        if parsed.kind == topics.FRAMES:
-            self._on_frame(parsed.station, parsed.stream, msg)
-        elif parsed.kind == topics.STREAMS:
             try:
-                description = validate_description(msg.payload, parsed.stream)
-            except Rejected as err:
-                self._reject(parsed.station, err.reason, str(err), msg)
+                parsed = topics.parse(msg.topic)
+            except ValueError as err:
+                self._reject(INVALID_STATION, "bad_topic", str(err), msg)
                 return
-            if self._station(parsed.station).describe(description):
-                self.state.save_description(parsed.station, description)
-            self._ack(msg)
-        elif parsed.kind == topics.CONTROL:
-            self._on_control(parsed.station, msg)
-        else:  # status
-            self._ack(msg)
+            station = parsed.station
+            if not self.partition.owns(station):
+                self.metrics.inc("ignored_total")
+                self._ack(msg)
+                return
+            if parsed.kind == topics.STATUS:
+                self._ack(msg)
+                return
+            if station not in self.stations and station not in self.sessions and \
+                    len(self.stations.keys() | self.sessions.keys()) >= \
+                    self.config.limits.max_stations:
+                self._reject(OVERFLOW_STATION, "too_many_stations", f"station {station!r} "
+                             f"is beyond the {self.config.limits.max_stations} stations this "
+                             "process handles (limits.max_stations): raise it, or add "
+                             "pipeline partitions", msg)
+                return
+            if parsed.kind == topics.FRAMES:
+                self._on_frame(station, parsed.stream, msg)
+            elif parsed.kind == topics.STREAMS:
+                self._on_description(station, parsed.stream, msg)
+            elif parsed.kind == topics.CONTROL:
+                self._on_control(station, msg)
+            else:
+                self._ack(msg)
+        except Exception as err:  # a defect: this message and station only
+            self._quarantine(station, msg, err)
+
+    def _on_description(self, station: str, stream: str, msg: _Message) -> None:
+        try:
+            description = validate_description(msg.payload, stream)
+        except Rejected as err:
+            self._reject(station, err.reason, str(err), msg)
+            return
+        st = self._station(station)
+        limit = self.config.limits.max_streams
+        if stream not in st.descriptions and len(st.descriptions) >= limit:
+            self._reject(station, "too_many_streams", f"stream {stream!r} would be stream "
+                         f"{len(st.descriptions) + 1} of the station; at most {limit} "
+                         "(limits.max_streams) are kept: publish only the streams the "
+                         "station has", msg)
+            return
+        if st.describe(description):
+            self.state.save_description(station, description)
+        self._ack(msg)
+
+    def _quarantine(self, station: str, msg: _Message, err: Exception) -> None:
+        """Keep the message for inspection, count and log it, acknowledge it, and start the
+        station afresh (its engine state may be what broke); every other station goes on."""
+        limits = self.config.limits
+        trace = "".join(traceback.format_exception(err))
+        try:
+            self.state.quarantine(station, msg.topic, msg.payload, trace,
+                                  keep=limits.quarantine_keep,
+                                  max_bytes=limits.quarantine_bytes)
+        except Exception:  # the state DB failing must not stop us either
+            log.exception("station %s: quarantined message could not be kept", station)
+        self.metrics.inc("quarantined_total", (station,))
+        self._reset_station(station)
+        pending = any(m is msg for m in self._batch.acks) or (
+            self._writing is not None and any(m is msg for m in self._writing.acks))
+        if pending:  # acknowledged with its batch; a second PUBACK could hit a reused id
+            self.rejected.add(station, "quarantined")
+            self.metrics.inc("rejected_total", (station, "quarantined"))
+        else:
+            self._reject(station, "quarantined", f"handling it failed ({type(err).__name__}: "
+                         f"{err}); kept in {self.state.path} (table quarantine) with the "
+                         "traceback, the station's engine restarted: please report it", msg)
+        log.error("station %s: message on %s quarantined (%s: %s); the station starts "
+                  "afresh, other stations are not affected", station, msg.topic,
+                  type(err).__name__, err)
+
+    def _reset_station(self, station: str) -> None:
+        """Drop a station's in-memory state (recordings closed); its descriptions stay."""
+        old = self.stations.pop(station, None)
+        self._live.pop(station, None)
+        self._dirty.discard(station)
+        self._calibration_pending.discard(station)
+        if old is None:
+            return
+        try:
+            old.close()
+        except Exception:
+            log.exception("station %s: recordings could not be closed", station)
+        try:
+            fresh = self._station(station)
+            for description in old.descriptions.values():
+                fresh.describe(description)
+        except Exception:
+            self.stations.pop(station, None)
+            self._batch.stations.discard(station)
+            self._batch.polled.discard(station)
+            log.exception("station %s: could not be started afresh", station)
 
     def _on_control(self, station: str, msg: _Message) -> None:
         """Apply a session command; reply with the retained session state (also refusals)."""
@@ -828,7 +1081,8 @@ class Pipeline:
         st = self._station(station)
         try:
             frame = validate_frame(msg.payload, stream, st.descriptions.get(stream))
-        except Rejected as err:
+            check_frame(frame, msg.arrival_ns, self.config.limits)
+        except (Rejected, LimitExceeded) as err:
             self._reject(station, err.reason, str(err), msg)
             return
         key = (station, stream, frame.epoch, frame.seq)
@@ -841,9 +1095,12 @@ class Pipeline:
             else:
                 self._batch.acks.append(msg)  # acknowledged with its original
             return
+        self._last_frame[station] = time.monotonic()
+        st.accept(frame, msg.payload)  # raises before anything is reserved: quarantined
         self.dedup.reserve(key)
         self.gaps.add(station, stream, frame.seq, frame.epoch)
-        st.accept(frame, msg.payload)
+        if st.jumps:
+            self._time_jumps(st)
         batch = self._batch
         batch.keys.append(key)
         batch.frames[station].append(FrameRecord.from_frame(frame,
@@ -858,6 +1115,39 @@ class Pipeline:
         self._counts["samples_total"][(station, stream)] += frame.n_samples
         self._lag[(station,)] = (msg.arrival_ns - frame.t0_ns - frame.duration_ns) / 1e9
 
+    def _time_jumps(self, st: Station) -> None:
+        """Count and report a station's time jumps (gaps left empty, engine restarted)."""
+        info = self._ingest.setdefault(st.station, {})
+        jumps = info.setdefault("time_jumps", {})
+        for stream, jump_ns in st.jumps:
+            self.metrics.inc("time_jumps_total", (st.station, stream))
+            jumps[stream] = jumps.get(stream, 0) + 1
+            self.say(logging.WARNING, f"jump:{st.station}", "station %s: stream %s jumped "
+                     "%.0f s ahead (beyond limits.max_jump_s = %g s): recorded as a gap, the "
+                     "engine restarted there; check the station's clock (chrony/NTP)",
+                     st.station, stream, jump_ns / 1e9, self.config.limits.max_jump_s)
+        st.jumps.clear()
+        self._ingest_due.setdefault(st.station,
+                                    info.get("published", -math.inf) + INGEST_INTERVAL_S)
+
+    def _close_idle(self) -> None:
+        """Close the recordings of stations without a frame for ``limits.idle_close_s``
+        (reopened by their next frame), so idle or vanished stations hold no files."""
+        now = time.monotonic()
+        if now < self._idle_check:
+            return
+        self._idle_check = now + IDLE_CHECK_S
+        idle_s = self.config.limits.idle_close_s
+        for name, last in list(self._last_frame.items()):
+            if now - last < idle_s:
+                continue
+            del self._last_frame[name]
+            st = self.stations.get(name)
+            if st is not None:
+                st.close()
+                self.metrics.inc("idle_closed_total")
+                log.info("station %s: no frame for %.0f s, recordings closed", name, idle_s)
+
     def _flush(self, *, final: bool = False) -> None:
         """Hand the batch to the writer (frame index, engine outputs, metadata); its
         messages are acknowledged once it is written (:meth:`_written`)."""
@@ -865,8 +1155,7 @@ class Pipeline:
             self._run_phases()
         if final:
             for name in sorted(self._dirty):
-                self._poll(name)
-                self._publish_live(name)
+                self._poll_guarded(name)
         batch, self._batch = self._batch, _Batch()
         points: list[Point | PointSeries] = list(batch.points)
         for station, records in batch.frames.items():
@@ -885,7 +1174,9 @@ class Pipeline:
                 if update is not None:
                     self.state.save_calibration(name, *update)
         for name in batch.stations:
-            self.stations[name].flush()  # recordings to the OS before the acknowledgements
+            if name in self.stations:
+                self.stations[name].flush()  # recordings to the OS before the acknowledgements
+        self._close_idle()
         if batch.keys or points:
             seen = self.dedup.stage(batch.keys)
             self._writing = batch
@@ -920,11 +1211,24 @@ class Pipeline:
             if not ready:
                 at = max(at, (live.dirty_since or now) + LIVE_WAIT_S)
             if now >= at:
-                self._poll(name)
-                self._publish_live(name)
+                self._poll_guarded(name)
             else:
                 wake = min(wake, at)
         return wake
+
+    def _poll_guarded(self, name: str) -> None:
+        """Poll and publish one station; a defect there restarts that station only."""
+        try:
+            self._poll(name)
+            self._publish_live(name)
+        except Exception as err:
+            self.metrics.inc("quarantined_total", (name,))
+            self.rejected.add(name, "quarantined")
+            self.metrics.inc("rejected_total", (name, "quarantined"))
+            log.error("station %s: its engine output failed (%s: %s); the station starts "
+                      "afresh, other stations are not affected", name, type(err).__name__,
+                      err, exc_info=err)
+            self._reset_station(name)
 
     def _poll(self, name: str) -> None:
         """Run a station's engine on what arrived: outputs into the batch, cues out now,
@@ -973,6 +1277,8 @@ class Pipeline:
                 st.close()
         finally:
             try:
+                if self.exit_code == 0:  # a process that yielded leaves the claim alone
+                    self.claim.release(self.client, self.connection.connected.is_set())
                 self.connection.close()
             finally:
                 if self.metrics_server is not None:
@@ -999,6 +1305,7 @@ def run_pipeline(config: PipelineConfig, *, on_ready: Callable[[Pipeline], None]
     # from a busy main thread each time, so intake stalls well before the CPU is used up
     # (a convoy). A short interval hands the GIL over at once.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    check_directories(config)  # a bad state/recordings dir: exit 2 naming the setting
     pipeline = Pipeline(config)
     install_signal_handlers(pipeline)
     if on_ready is not None:

@@ -66,6 +66,15 @@ MAX_OPEN_RECORDINGS = 3  # a session's file, the day file, and one spare for lat
 #: A stored engine calibration is resumed only if the station's first frame after a restart
 #: is at most this long after the data it was last known to hold for.
 RESUME_WITHIN_S = 300.0
+#: A stream whose frame starts more than this after the end of its previous frame (ns) has
+#: jumped in time (e.g. a Pi's clock corrected by hours): the engine restarts at the frame
+#: rather than fill the gap with samples (memory would grow with the jump).
+MAX_JUMP_NS = 30 * 10**9
+#: Engine inputs beyond these are kept and stored but not analysed (the engine's filters and
+#: buffers are sized for EMG of a few channels at ~2 kHz and IMUs at ~200 Hz).
+ENGINE_EMG_MAX_CHANNELS = 16
+ENGINE_EMG_RATE_HZ = (250.0, 10_000.0)
+ENGINE_IMU_RATE_HZ = (25.0, 2_000.0)
 
 
 @dataclass
@@ -144,7 +153,12 @@ def _feed_for(description: StreamDescription) -> tuple[_Feed | None, str | None]
 
 def _feed_columns(description: StreamDescription) -> tuple[_Feed | None, str | None]:
     units = [c.unit for c in description.channels]
+    rate = description.rate_hz
     if description.stream == EMG_STREAM and description.kind == "emg":
+        low, high = ENGINE_EMG_RATE_HZ
+        if not low <= rate <= high or len(units) > ENGINE_EMG_MAX_CHANNELS:
+            return None, (f"EMG outside what the engine analyses ({low:g}-{high:g} Hz, at "
+                          f"most {ENGINE_EMG_MAX_CHANNELS} channels)")
         try:
             factor = [EMG_UNITS_TO_MV[u] for u in units]
         except KeyError as err:
@@ -154,6 +168,9 @@ def _feed_columns(description: StreamDescription) -> tuple[_Feed | None, str | N
     if description.kind == "imu" and description.stream.startswith("imu_") \
             and segment in IMU_SEGMENTS:
         names = description.channel_names
+        low, high = ENGINE_IMU_RATE_HZ
+        if not low <= rate <= high:
+            return None, f"IMU rate outside what the engine analyses ({low:g}-{high:g} Hz)"
         if not set(IMU_CHANNELS) <= set(names):
             return None, f"IMU channels {names} lack some of {IMU_CHANNELS}"
         index = np.array([names.index(c) for c in IMU_CHANNELS])
@@ -171,10 +188,12 @@ class Station:
 
     def __init__(self, station: str, recordings_dir: Path, *,
                  settings: StreamSettings | None = None, timeline: Timeline | None = None,
-                 calibration: tuple[str, int] | None = None, ring_s: float = RING_S) -> None:
+                 calibration: tuple[str, int] | None = None, ring_s: float = RING_S,
+                 max_jump_ns: int = MAX_JUMP_NS) -> None:
         """``calibration``: the engine state stored by a previous run (JSON, data time ns),
         resumed when this run's first frame is within :data:`RESUME_WITHIN_S` of it.
-        ``ring_s``: seconds of recent samples kept for calibration phases."""
+        ``ring_s``: seconds of recent samples kept for calibration phases. ``max_jump_ns``:
+        a stream jumping further ahead restarts the engine (see :data:`MAX_JUMP_NS`)."""
         self.station = station
         self.timeline = timeline if timeline is not None else Timeline()
         self.recordings_dir = Path(recordings_dir)
@@ -202,6 +221,9 @@ class Station:
         self.athlete_mvc: dict[str, float] = {}  # the session athlete's MVC references (mV)
         self._athlete_baseline: Baseline | None = None
         self._athlete_set = False
+        self.max_jump_ns = max_jump_ns
+        self._stream_ends: dict[str, int] = {}  # every stream -> end (ns) of its latest frame
+        self.jumps: list[tuple[str, int]] = []  # time jumps not yet reported: (stream, ns)
 
     # descriptions ----------------------------------------------------------------------------
     def describe(self, description: StreamDescription) -> bool:
@@ -231,10 +253,15 @@ class Station:
             self.origin_ns = frame.t0_ns
             self._build_engine()
         self.last_ns = frame.t0_ns if self.last_ns is None else max(self.last_ns, frame.t0_ns)
+        end = frame.t0_ns + frame.duration_ns
+        previous = self._stream_ends.get(frame.stream)
+        if previous is None or end > previous:
+            self._stream_ends[frame.stream] = end
+        if previous is not None and frame.t0_ns - previous > self.max_jump_ns:
+            self._time_jump(frame.stream, frame.t0_ns - previous)
         feed = self._feeds.get(frame.stream)
         if feed is None:
             return
-        end = frame.t0_ns + frame.duration_ns
         if end > self._ends.get(frame.stream, -1):
             self._ends[frame.stream] = end
         x = feed.engine_units(frame.samples)
@@ -249,6 +276,28 @@ class Station:
                 self.engine.push_imu(feed.segment, x[:, :3], x[:, 3:], t0_s)
         except Exception as err:  # one station's engine must not stop the others
             self._engine_failed(err)
+
+    def _time_jump(self, stream: str, jump_ns: int) -> None:
+        """A stream jumped ahead: a gap that is recorded, never filled. The engine restarts
+        from its calibration (as after a pipeline restart), so what it holds stays bounded."""
+        self.jumps.append((stream, jump_ns))
+        self._problems.append(f"{self.station}: stream {stream} jumped {jump_ns / 1e9:.0f} s "
+                              "ahead (a clock step or lost data): the engine restarted there "
+                              "and the gap is left empty")
+        if self._specs is None or self.engine is None:
+            return
+        emg, imus = self._specs
+        old = self.engine
+        state = old.calibration_state() if old.phase != "standing" else None
+        try:
+            if state and state.get("standing"):
+                self.engine = StreamingEngine.resume(emg, imus, state, settings=self.settings)
+            else:
+                self.engine = StreamingEngine(emg, imus, settings=self.settings)
+            self._apply_athlete()
+        except Exception as err:  # one station's engine must not stop the others
+            self._engine_failed(err)
+        self._ends = {}
 
     def data_until_ns(self) -> int | None:
         """How far every stream the engine uses has arrived (the earliest end of their
