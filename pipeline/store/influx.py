@@ -64,14 +64,29 @@ def _field_value(value: Any) -> str:
         return f"{value}i"
     if isinstance(value, float):
         return repr(value)
+    # a string field: backslash and quote escaped (InfluxDB unescapes both, so any text,
+    # a trailing backslash or a line break included, reads back exactly)
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _tag_value(key: str, value: str) -> str:
+    """A tag value in line protocol: ``,``, space and ``=`` escaped; a backslash stays as it
+    is (InfluxDB 1.x reads it literally, also before an escaped character). A value that
+    ends in a backslash or holds a line break has no spelling InfluxDB reads back: refused
+    before the request, naming the tag (the name rules keep such names out of the pipeline:
+    docs/protocol.md, "Names") — not a bare HTTP 400 for the whole batch."""
+    if value.endswith("\\") or "\n" in value or "\r" in value:
+        raise StoreRejected(f"tag {key}={value!r} cannot be written to InfluxDB: a tag value "
+                            "may not end with a backslash or hold a line break (see the name "
+                            "rules in docs/protocol.md, \"Names\")")
+    return value.translate(_ESC_KEY)
 
 
 def _series_key(m: Measurement, tags: Mapping[str, str]) -> str:
     """Measurement and tags (sorted): the start of every line of one series."""
     parts = [m.name.translate(_ESC_MEASUREMENT)]
     for key in sorted(tags):
-        parts.append(f"{key.translate(_ESC_KEY)}={tags[key].translate(_ESC_KEY)}")
+        parts.append(f"{key.translate(_ESC_KEY)}={_tag_value(key, tags[key])}")
     return ",".join(parts)
 
 

@@ -152,7 +152,7 @@ def test_accounts_use_the_login_and_athlete_rules(tmp_path):
     path = tmp_path / "accounts.json"
     path.write_text(json.dumps({"accounts": [{"name": "ana\n", "role": "athlete",
                                               "password": "scrypt$x"}]}))
-    with pytest.raises(ConfigError, match="entry 1.*a line break"):
+    with pytest.raises(ConfigError, match=r"entry 1.*a line break"):
         Accounts.load(path)
 
 
