@@ -18,6 +18,10 @@ Example ``edge.toml`` (every key optional except the station)::
     path = "/var/lib/hipstride/spool-treadmill-1.sqlite"
     capacity_mb = 512
 
+    [store]      # the pipeline's store confirmation (docs/protocol.md)
+    require_confirmation = true   # false: a frame leaves the spool on the broker's PUBACK
+    confirm_timeout_s = 30        # resend what the broker took but the store never confirmed
+
     [sim]        # or [replay], [hardware], [lsl]: read by that source
     profile = "healthy"
 """
@@ -38,7 +42,7 @@ SOURCES = ("sim", "replay", "hardware", "lsl")
 #: 512 MB holds close to two hours of broker outage.
 DEFAULT_SPOOL_MB = 512.0
 _TOP_KEYS = {"station", "source", "frame_ms", "status_interval_s", "broker", "spool",
-             *SOURCES}
+             "store", *SOURCES}
 
 
 def default_spool_path(station: str) -> Path:
@@ -65,6 +69,10 @@ class EdgeConfig:
     duration_s: float | None = None
     offline_ok: bool = False
     drain_timeout_s: float = 30.0
+    #: Keep a frame until the pipeline's store confirmation covers it (else: until PUBACK).
+    require_store_confirmation: bool = True
+    #: Resend frames acknowledged by the broker but not confirmed for this long (s).
+    confirm_timeout_s: float = 30.0
     #: The whole TOML document, from which the chosen source reads its own table.
     document: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -86,6 +94,8 @@ def load_edge_config(path: str | Path | None = None, **overrides: Any) -> EdgeCo
                            "tls_insecure", "keepalive_s", "connect_timeout_s", "max_inflight"})
     spool_t = top.table("spool")
     spool_t.unknown_keys({"path", "capacity_mb"})
+    store_t = top.table("store")
+    store_t.unknown_keys({"require_confirmation", "confirm_timeout_s"})
 
     def pick(key: str, env_name: str | None, from_file: Any) -> Any:
         if overrides.get(key) is not None:
@@ -129,6 +139,8 @@ def load_edge_config(path: str | Path | None = None, **overrides: Any) -> EdgeCo
         spool_path=Path(spool_path) if spool_path else None,
         spool_capacity_bytes=int(spool_t.number("capacity_mb", DEFAULT_SPOOL_MB, minimum=1)
                                  * 1e6),
+        require_store_confirmation=bool(store_t.boolean("require_confirmation", True)),
+        confirm_timeout_s=store_t.number("confirm_timeout_s", 30.0, minimum=1, maximum=3600),
         document=document,
     )
     extra = {k: overrides[k] for k in ("duration_s", "offline_ok", "drain_timeout_s")

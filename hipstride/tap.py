@@ -2,8 +2,9 @@
 
 Subscribes (clean session, so it never leaves a queue behind) to frames, stream descriptions
 and status of one or all stations and prints, every interval: sample rate decoded from the
-frames, frames, sequence gaps and duplicates, rejected frames by reason, and latency from a
-frame's first sample to its arrival here.
+frames, frames, sequence gaps and duplicates, rejected frames by reason, latency from a frame's
+first sample to its arrival here, and — from each agent's status — how far behind the store
+is (frames not yet confirmed by a pipeline, per stream, or "no pipeline confirming").
 """
 
 from __future__ import annotations
@@ -95,8 +96,26 @@ def format_table(rows: list[dict], rejected: dict[tuple[str, str], int],
         problems = st.get("problems") or []
         spool = st.get("spool") or {}
         lines.append(f"{station}: {st.get('state', '?')}, spool {spool.get('frames', 0)} frames"
+                     + store_line(st)
                      + "".join(f"\n  ! {p.get('message', p)}" for p in problems))
     return "\n".join(lines)
+
+
+def store_line(status: dict) -> str:
+    """The store confirmation part of a station's line: state, and per stream the frames
+    not yet confirmed, the last confirmed sequence number and how far behind the store is."""
+    store = status.get("store")
+    if not isinstance(store, dict) or store.get("state") in (None, "off"):
+        return "" if not isinstance(store, dict) else ", store confirmation off"
+    parts = [f", store: {store['state']}"]
+    if store.get("resends"):
+        parts.append(f" ({store['resends']} resend(s), {store.get('resent_frames', 0)} frames)")
+    for name, s in sorted((status.get("streams") or {}).items()):
+        if isinstance(s, dict) and "unconfirmed_frames" in s:
+            seq = "-" if s.get("stored_seq") is None else s["stored_seq"]
+            parts.append(f"\n  {name:<12} unconfirmed {s['unconfirmed_frames']:>6}  stored up "
+                         f"to seq {seq}  lag {s.get('confirm_lag_s', 0):g} s")
+    return "".join(parts)
 
 
 def run_tap(broker_url: str | None, *, station: str | None = None, interval_s: float = 2.0,
@@ -138,7 +157,9 @@ def run_tap(broker_url: str | None, *, station: str | None = None, interval_s: f
                 rows = state.report(interval_s)
                 if as_json:
                     print(json.dumps({"streams": rows, "rejected": {
-                        f"{s}/{r}": n for (s, r), n in state.rejected.items()}}), flush=True)
+                        f"{s}/{r}": n for (s, r), n in state.rejected.items()},
+                        "store": {s: st.get("store") for s, st in state.status.items()}}),
+                          flush=True)
                 else:
                     print(format_table(rows, state.rejected, state.status) + "\n", flush=True)
                 next_report += interval_s

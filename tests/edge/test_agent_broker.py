@@ -91,7 +91,10 @@ def test_broker_outage_and_agent_sigkill_lose_no_frame(mosquitto, witness, tmp_p
     with sqlite3.connect(spool) as db:
         produced = dict(db.execute("SELECT stream, next_seq FROM streams"))
         left = db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
-    assert left == 0
+        unacked = db.execute("SELECT COUNT(*) FROM frames WHERE acked_s IS NULL").fetchone()[0]
+    # no pipeline runs here, so no store ever confirmed a frame: the spool keeps every one
+    # (the broker acknowledged them all), to be sent again until a store has them
+    assert left == sum(produced.values()) and unacked == 0
     assert witness.wait_for(
         lambda w: all(len({(s.epoch, s.seq) for s in w.frames[n]}) == produced[n]
                       for n in STREAMS), 20)
@@ -99,6 +102,29 @@ def test_broker_outage_and_agent_sigkill_lose_no_frame(mosquitto, witness, tmp_p
         frames = assert_contiguous(witness, stream)
         assert len(frames) == produced[stream]
     assert witness.status and witness.status[-1]["state"] == "offline"
+    final = [s for s in witness.status if s["state"] == "online"][-1]
+    assert final["store"]["state"] == "no pipeline confirming"
+    assert final["spool"]["frames"] == sum(final["streams"][n]["unconfirmed_frames"]
+                                           for n in STREAMS) > 0
+
+
+def test_without_store_confirmation_a_puback_empties_the_spool(mosquitto, witness, tmp_path):
+    config = tmp_path / "edge.toml"
+    config.write_text("[store]\nrequire_confirmation = false\n")
+    spool = tmp_path / "spool.sqlite"
+    proc = subprocess.run(agent_command(mosquitto, spool, "--config", str(config),
+                                        "--duration", "3"),
+                          env=agent_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    with sqlite3.connect(spool) as db:
+        produced = dict(db.execute("SELECT stream, next_seq FROM streams"))
+        left = db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+    assert left == 0 and sum(produced.values()) > 0
+    assert witness.wait_for(
+        lambda w: all(len({(s.epoch, s.seq) for s in w.frames[n]}) == produced[n]
+                      for n in STREAMS), 20)
+    final = [s for s in witness.status if s["state"] == "online"][-1]
+    assert final["store"] == {"confirmation": "off", "state": "off"}
 
 
 def test_mosquitto_sub_sees_the_documented_topics_and_retained_messages(mosquitto, tmp_path):
