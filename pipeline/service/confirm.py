@@ -7,9 +7,12 @@ What is confirmed is what :class:`.ingest.DedupIndex` records as *stored*: writt
 store or to the pipeline's on-disk store spool (both durable), or a batch the store refused
 (kept in the state DB).
 
-The pipeline tells :class:`Confirmations` which frames became durable (:meth:`stored`) and
+The pipeline tells :class:`Confirmations` which frames became durable (:meth:`stored`),
 which already-stored frames came in again (:meth:`seen_again`: the agent is waiting for a
-confirmation the broker may have lost); :meth:`tick` publishes, per station, at most every
+confirmation the broker may have lost) and which it refused (:meth:`refused`: a frame refused
+for its content is *settled* — counted on ``…/ingest`` — and confirmed too, else the agent
+would keep and resend it for ever; one a resend can cure, damaged in transit or of a stream
+not yet described, is not); :meth:`tick` publishes, per station, at most every
 :data:`MARK_INTERVAL_S` while something changed, and every :data:`MARK_REFRESH_S` anyway, so
 an agent can tell a pipeline that stores nothing new from one that is gone.
 """
@@ -21,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from hipstride import topics
+from hipstride.frames import FrameError, decode_frame
 
 from .ingest import DedupIndex, FrameKey
 
@@ -35,7 +39,27 @@ MARK_REFRESH_S = 2.0
 #: Runs of stored sequence numbers per stream in one message (the lowest ones).
 MAX_RANGES = 32
 
+#: Refusals a resend can cure: not confirmed, so the agent sends the frame again.
+CURABLE = frozenset({"truncated", "oversized", "unsupported_version", "inconsistent",
+                     "checksum", "malformed", "no_description", "bad_topic"})
+#: Refused frames remembered per stream and epoch (beyond: not confirmed, resent).
+MAX_REFUSED = 10_000
+
 Publish = Callable[[str, bytes], None]
+
+
+def merge_runs(runs: Iterable[tuple[int, int]], singles: Iterable[int], limit: int
+               ) -> list[tuple[int, int]]:
+    """Inclusive runs and single numbers as at most ``limit`` merged runs, lowest first."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted([*runs, *((x, x) for x in singles)]):
+        if out and a <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        elif len(out) < limit:
+            out.append((a, b))
+        else:
+            break
+    return out
 
 
 def mark_message(station: str, streams: dict[str, tuple[int, list[tuple[int, int]]]],
@@ -64,6 +88,7 @@ class Confirmations:
         #: station -> stream -> the epoch last stored or seen (the agent's current one)
         self._epochs: dict[str, dict[str, int]] = {}
         self._changed: set[str] = set()
+        self._refused: dict[tuple[str, str, int], set[int]] = {}
         self._last: dict[str, float] = {}  # station -> monotonic time of its last message
         self.published = 0
 
@@ -77,6 +102,24 @@ class Confirmations:
         """A frame already stored came again: its sender may lack the confirmation."""
         self.stored((key,))
 
+    def refused(self, station: str, reason: str, topic: str, payload: bytes) -> None:
+        """The pipeline refused a message (``reason``, docs/pipeline.md): if it is a frame
+        refused for its content, confirm it as settled."""
+        if reason in CURABLE:
+            return
+        try:
+            parsed = topics.parse(topic)
+            frame = decode_frame(payload)
+        except (ValueError, FrameError):
+            return
+        if parsed.kind != topics.FRAMES or parsed.station != station:
+            return
+        seqs = self._refused.setdefault((station, parsed.stream, frame.epoch), set())
+        if len(seqs) < MAX_REFUSED:
+            seqs.add(frame.seq)
+            self._epochs.setdefault(station, {})[parsed.stream] = frame.epoch
+            self._changed.add(station)
+
     def tick(self, now: float | None = None) -> None:
         """Publish every confirmation that is due."""
         now = time.monotonic() if now is None else now
@@ -88,8 +131,9 @@ class Confirmations:
                 self._publish(station, now)
 
     def _publish(self, station: str, now: float) -> None:
-        streams = {stream: (epoch, self.dedup.stored_ranges((station, stream, epoch),
-                                                            MAX_RANGES))
+        streams = {stream: (epoch, merge_runs(
+                       self.dedup.stored_ranges((station, stream, epoch), MAX_RANGES),
+                       self._refused.get((station, stream, epoch), ()), MAX_RANGES))
                    for stream, epoch in self._epochs[station].items()}
         body = mark_message(station, streams, self.partition, time.time_ns())
         self.publish(topics.stored(station), json.dumps(body).encode())

@@ -775,6 +775,7 @@ class Pipeline:
         first = (station, reason) not in self.rejected
         self.rejected.add(station, reason)
         self.metrics.inc("rejected_total", (station, reason))
+        self.confirm.refused(station, reason, msg.topic, msg.payload)
         self.say(logging.WARNING, f"reject:{station}:{reason}", "station %s: rejected (%s) on "
                  "%s: %s", station, reason, msg.topic, message)
         self._ack(msg)

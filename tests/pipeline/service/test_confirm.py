@@ -61,3 +61,27 @@ def test_a_new_epoch_replaces_the_old_one_and_a_repeat_triggers_a_message():
     c.seen_again(("tm1", "emg", 2, 0))
     c.tick(now=1.6)
     assert len(sent) == 3
+
+
+def test_a_frame_refused_for_its_content_is_settled_one_a_resend_can_cure_is_not():
+    import numpy as np
+
+    from hipstride.frames import encode_frame
+    from hipstride.pipeline.service.confirm import merge_runs
+
+    dedup = DedupIndex()
+    sent: list[dict] = []
+    c = Confirmations(dedup, lambda _t, b: sent.append(json.loads(b)), "0/1")
+    c.stored(_committed(dedup, [("tm1", "emg", 7, s) for s in (0, 1, 3)]))
+
+    def frame(seq: int) -> bytes:
+        return encode_frame("emg", seq, 0, 2000.0, np.zeros((4, 2), np.float32), epoch=7)
+
+    topic = topics.frames("tm1", "emg")
+    c.refused("tm1", "non_finite", topic, frame(2))        # resending cannot help
+    c.refused("tm1", "no_description", topic, frame(4))    # resending can
+    c.refused("tm1", "checksum", topic, b"HS\x01garbage")   # cannot even be read
+    c.refused("tm1", "non_finite", topics.status("tm1"), frame(5))  # not a frame topic
+    c.tick(now=0.0)
+    assert sent[-1]["streams"]["emg"]["ranges"] == [[0, 3]]
+    assert merge_runs([(0, 3), (8, 9)], [4, 6, 11], limit=3) == [(0, 4), (6, 6), (8, 9)]
