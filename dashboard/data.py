@@ -142,16 +142,18 @@ def load_sessions(url: str | None) -> list[SessionMeta]:
     return _read(url, lambda s: s.sessions())
 
 
+# Session ids are unique per station only: every session read names its station too, or a
+# session would show another station's (another athlete's) strides under the same id.
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def load_strides(url: str | None, session: str) -> list[dict[str, Any]]:
+def load_strides(url: str | None, station: str, session: str) -> list[dict[str, Any]]:
     """A session's stride rows in time order (``Store.strides``)."""
-    return _read(url, lambda s: s.strides(session))
+    return _read(url, lambda s: s.strides(session, station=station))
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def load_cues(url: str | None, session: str) -> list[dict[str, Any]]:
+def load_cues(url: str | None, station: str, session: str) -> list[dict[str, Any]]:
     """A session's cue events in time order (``Store.cues``)."""
-    return _read(url, lambda s: s.cues(session))
+    return _read(url, lambda s: s.cues(session, station=station))
 
 
 # --- sessions -------------------------------------------------------------------------------------
@@ -435,9 +437,9 @@ def load_calibration(url: str | None, athlete: str) -> dict[str, Any] | None:
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def load_phe(url: str | None, session: str) -> list[dict[str, Any]]:
+def load_phe(url: str | None, station: str, session: str) -> list[dict[str, Any]]:
     """A session's prone hip extension repetitions (``Store.phe``)."""
-    return _read(url, lambda s: s.phe(session))
+    return _read(url, lambda s: s.phe(session, station=station))
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)

@@ -235,13 +235,30 @@ def apply_message(state: StationState, kind: str, body: Mapping[str, Any], now_n
         state.last_seen_ns = max(state.last_seen_ns, state.status_ns)
     elif kind == topics.SESSION:
         state.session = dict(body)
+        if body.get("session") != state.live_session:
+            _forget_session(state)  # another session (perhaps another athlete's) from now on
     elif kind == topics.RESULTS:
         state.results = dict(body)
     elif kind == topics.INGEST:
         state.ingest = dict(body)
 
 
+def _forget_session(state: StationState) -> None:
+    """Drop what belongs to the station's last session: its strides, chart windows and cues
+    are never shown as part of the next one (which may be another athlete's)."""
+    state.live_session = None
+    state.strides.clear()
+    state.samples.clear()
+    state.angles.clear()
+    state.cues.clear()
+    state.problems.clear()
+
+
 def _apply_live(state: StationState, body: Mapping[str, Any], now_ns: int) -> None:
+    known = state.session or {}
+    running = known.get("session") if known.get("state") == "running" else None
+    if isinstance(running, str) and body.get("session") not in (None, running):
+        return  # a late message of an earlier session: not part of the running one
     t_ns = _message_ns(body, now_ns)
     state.live_ns = t_ns
     state.last_seen_ns = max(state.last_seen_ns, t_ns)
@@ -249,7 +266,7 @@ def _apply_live(state: StationState, body: Mapping[str, Any], now_ns: int) -> No
     session = body.get("session")
     if isinstance(session, str):
         if state.live_session is not None and session != state.live_session:
-            state.strides.clear()  # a new session starts a new trend
+            _forget_session(state)  # a new session starts a new trend
         state.live_session = session
     hip = body.get("hip_flexion_deg") or {}
     hip = hip if isinstance(hip, Mapping) else {}

@@ -16,6 +16,7 @@ import streamlit as st
 from hipstride.control import ControlClient
 
 from . import guide, stations
+from .safe import md
 
 TICK_S = 0.5
 ResultView = Callable[[guide.Step, Mapping[str, Any]], None]
@@ -56,12 +57,12 @@ def _countdown(flow: guide.Flow) -> None:
     if flow.stage == guide.READY:
         left = max(0.0, step.ready_s - elapsed)
         st.markdown(f"### Get ready… {left:.0f}")
-        st.caption(step.how)
+        st.caption(md(step.how))
     elif flow.stage == guide.RECORDING:
         _, cue, left = guide.cue_at(step, elapsed)
-        st.markdown(f"### {cue.text if cue else 'Done'} … {left:.0f} s")
+        st.markdown(f"### {md(cue.text) if cue else 'Done'} … {left:.0f} s")
         st.progress(min(1.0, elapsed / step.duration_s) if step.duration_s else 1.0,
-                    text=f"Recording {step.title.lower()}")
+                    text=f"Recording {md(step.title.lower())}")
     elif flow.stage == guide.WAITING:
         st.markdown("### Relax. Waiting for the pipeline's result…")
 
@@ -85,7 +86,7 @@ def _controls(flow: guide.Flow, key: str, show_result: ResultView) -> guide.Flow
                        type="secondary" if ok else "primary"):
             return guide.begin(flow, now)
         nxt = flow.steps[flow.index + 1].title if flow.index + 1 < len(flow.steps) else None
-        if right.button(f"Next: {nxt}" if nxt else "Finish", key=f"{key}_next",
+        if right.button(f"Next: {md(nxt)}" if nxt else "Finish", key=f"{key}_next",
                         icon=":material/skip_next:" if nxt else ":material/done_all:",
                         type="primary" if ok else "secondary"):
             return guide.advance(flow, now)
@@ -95,13 +96,21 @@ def _controls(flow: guide.Flow, key: str, show_result: ResultView) -> guide.Flow
 def _body(cl: ControlClient, station: str, session: str | None, key: str,
           show_result: ResultView) -> None:
     flow: guide.Flow = st.session_state[key]
+    known = cl.session_state(station) or {}
+    if flow.active and (known.get("state") != "running" or known.get("session") != session):
+        # the session ended (or another one, maybe another athlete's, began): no command of
+        # this flow may reach it; the whole page reruns and checks the viewer's rights again
+        if flow.stage == guide.RECORDING and flow.step is not None:
+            _send_phase(cl, station, flow.step, "stop")
+        st.session_state[key] = guide.cancel(flow)
+        st.rerun()
     was_active = flow.active
     if flow.active:
         flow = _advance_clock(cl, station, session, flow)
         st.session_state[key] = flow
     step = flow.step
     if step is not None:
-        st.markdown(f"**Step {flow.index + 1} of {len(flow.steps)}: {step.title}**")
+        st.markdown(f"**Step {flow.index + 1} of {len(flow.steps)}: {md(step.title)}**")
     _countdown(flow)
     pressed = _controls(flow, key, show_result)
     if pressed is not None:
@@ -141,7 +150,8 @@ def result_problems(result: Mapping[str, Any]) -> None:
     if result.get("ok") and not problems:
         st.success("Good effort: the pipeline accepted it.", icon=":material/check_circle:")
     elif result.get("ok"):
-        st.warning("Accepted, with remarks:\n\n" + "\n".join(f"- {p}" for p in problems))
+        st.warning("Accepted, with remarks:\n\n" + "\n".join(f"- {md(p)}" for p in problems))
     else:
-        st.error("**Not usable — please repeat.**\n\n" + "\n".join(f"- {p}" for p in problems),
+        st.error("**Not usable — please repeat.**\n\n" + "\n".join(f"- {md(p)}"
+                                                                  for p in problems),
                  icon=":material/error:")

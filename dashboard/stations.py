@@ -18,6 +18,7 @@ from hipstride.mqtt import BrokerError
 
 from . import data
 from .auth import Access, can_see, visible
+from .safe import md
 
 __all__ = ["Sent", "athlete_choices", "client", "connect_and_pick", "pick_station", "send",
            "start_for_test", "state_line"]
@@ -66,7 +67,7 @@ def send(cl: ControlClient, station: str, command: str, **fields: Any) -> Sent:
     try:
         reply = cl.send(station, build_command(command, **fields), timeout_s=REPLY_TIMEOUT_S)
     except BrokerError as err:
-        return Sent(False, None, f"Could not {what}: {err}")
+        return Sent(False, None, f"Could not {what}: {md(err)}")
     if reply is None:
         return Sent(False, None, f"Could not {what}: the pipeline did not answer within "
                                  f"{REPLY_TIMEOUT_S:.0f} s. Is `hipstride pipeline` running "
@@ -74,17 +75,28 @@ def send(cl: ControlClient, station: str, command: str, **fields: Any) -> Sent:
     result = reply.get("result") or {}
     if not result.get("ok"):
         return Sent(False, reply, f"The pipeline refused to {what}: "
-                                  f"{result.get('message') or result.get('reason')}.")
+                                  f"{md(result.get('message') or result.get('reason'))}.")
     return Sent(True, reply, "")
 
 
+def usable(cl: ControlClient, station: str, access: Access) -> bool:
+    """Whether the user may see the station at all: it runs no session, or one of an athlete
+    they may see (a station busy with someone else's session is not even listed)."""
+    if access.everyone:
+        return True
+    state = cl.session_state(station) or {}
+    return state.get("state") != "running" or can_see(access, state.get("athlete"))
+
+
 def pick_station(cl: ControlClient, access: Access, *, key: str = "station") -> str | None:
-    """A station picker (those heard on the broker); None, with a note, when there is none."""
+    """A station picker (those heard on the broker that this user may use); None, with a
+    note, when there is none."""
     found = cl.stations()
     deadline = time.monotonic() + FIRST_NEWS_S
     while not found and time.monotonic() < deadline:  # a fresh connection: retained news
         time.sleep(0.1)                                # arrives just after subscribing
         found = cl.stations()
+    found = [s for s in found if usable(cl, s, access)]
     if not found:
         st.info("**No station has reported yet.** Stations appear here once their agent "
                 "(`hipstride edge`) or the pipeline has published to the broker.",
@@ -122,13 +134,13 @@ def state_line(state: dict[str, Any] | None, access: Access) -> str:
     if not can_see(access, who):
         return "A session of another athlete is running on this station."
     start = data.local_time(int(state["start_ns"])) if state.get("start_ns") else None
-    parts = [f"Session **{state.get('session')}** of **{who}** is running"]
+    parts = [f"Session **{md(state.get('session'))}** of **{md(who)}** is running"]
     if start is not None:
         parts.append(f"since {start:%H:%M:%S}")
     if state.get("label"):
-        parts.append(f"({state['label']})")
+        parts.append(f"({md(state['label'])})")
     if state.get("phase") not in (None, "running"):
-        parts.append(f"— phase **{state['phase']}** active")
+        parts.append(f"— phase **{md(state['phase'])}** active")
     return " ".join(parts) + "."
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import streamlit as st
 
 from hipstride.dashboard import auth, data, guide, guided, results, stations
+from hipstride.dashboard.safe import md
 
 FLOW_KEY = "calibration_flow"
 #: The muscles of DOMAIN.md, when the station has not described its EMG channels.
@@ -31,7 +32,7 @@ def show_result(step: guide.Step, result: Mapping[str, Any]) -> None:
 
 
 def last_calibration(athlete: str) -> None:
-    st.subheader(f"Last calibration of {athlete}", anchor=False)
+    st.subheader(f"Last calibration of {md(athlete)}", anchor=False)
     try:
         cal = data.load_calibration(data.store_url(), athlete)
     except data.DataProblem as problem:
@@ -39,11 +40,11 @@ def last_calibration(athlete: str) -> None:
         return
     facts = results.calibration_facts(cal)
     if not facts:
-        st.info(f"{athlete} has no stored calibration yet. Without MVC trials the "
+        st.info(f"{md(athlete)} has no stored calibration yet. Without MVC trials the "
                 "glute:hamstring ratios are relative to each session only.")
         return
     for what, when, details in facts:
-        st.markdown(f"- **{what}** — {when}: {details}")
+        st.markdown(f"- **{what}** — {when}: {md(details)}")
     table = results.mvc_reference_table(cal)
     if not table.empty:
         st.dataframe(table, hide_index=True, column_config={
@@ -90,7 +91,7 @@ def main() -> None:
     if flow is None or flow.stage in (guide.IDLE, guide.DONE):
         if flow is not None and flow.stage == guide.DONE:
             st.success("Calibration steps done. The pipeline stores them for "
-                       f"{athlete} and uses them from now on.", icon=":material/done_all:")
+                       f"{md(athlete)} and uses them from now on.", icon=":material/done_all:")
         choose_flow(cl.emg_channels(station) or DEFAULT_MUSCLES)
     else:
         guided.run_flow(cl, station, state.get("session"), FLOW_KEY, show_result)

@@ -15,6 +15,7 @@ from streamlit.errors import StreamlitAPIException
 from hipstride.dashboard import auth, live_html
 from hipstride.dashboard.feed import coach_order
 from hipstride.dashboard.live_client import live_client_or_warning
+from hipstride.dashboard.safe import md
 
 EVERY_S = 1.0
 
@@ -46,7 +47,7 @@ def stations() -> None:
             st.html(live_html.station_card(view, now_ns))
             # Outside the app's navigation (AppTest, `streamlit run coach.py`) there is no link.
             with contextlib.suppress(StreamlitAPIException):
-                st.page_link("views/live.py", label=f"Open {view.station} live",
+                st.page_link("views/live.py", label=f"Open {md(view.station)} live",
                              icon=":material/monitor_heart:",
                              query_params={"station": view.station})
 

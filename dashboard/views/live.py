@@ -16,10 +16,12 @@ import streamlit as st
 from hipstride.dashboard import auth, charts, live_html
 from hipstride.dashboard.feed import StationView
 from hipstride.dashboard.live_client import LiveClient, live_client, live_client_or_warning
+from hipstride.dashboard.safe import md
 
 NUMBERS_EVERY_S = 0.5
 CHARTS_EVERY_S = 1.0
 STATION_KEY = "live_station"
+SHOWN_KEY = "live_shown"  # the station whose numbers this viewer was allowed to see
 SOUND_KEY = "live_sound"
 BAR_METRICS = {"glute_ham_ratio": "Glute:hamstring ratio",
                "peak_hip_extension_deg": "Peak hip extension"}
@@ -58,15 +60,35 @@ def _say(view: StationView, mode: str) -> None:
     st.html(script, unsafe_allow_javascript=True)
 
 
+def _allowed(view: StationView | None) -> bool:
+    """Whether this viewer may see the station's live data: its running session is of an
+    athlete they may see (an admin: every station, even one without a session)."""
+    if ACCESS.everyone:
+        return True
+    return view is not None and auth.can_see(ACCESS, view.athlete)
+
+
+def _locked(station: str) -> None:
+    # the same words whether the station exists or not: nothing of it is told
+    st.info(f"**Station {md(station)}** is not running a session of an athlete you follow.",
+            icon=":material/lock:")
+
+
 def _pick_station(client: LiveClient, now_ns: int) -> str | None:
-    stations = client.feed.stations(now_ns)
+    stations = [s for s in client.feed.stations(now_ns)
+                if _allowed(client.feed.view(s, now_ns))]
     wanted = st.query_params.get("station")
     if wanted and wanted not in stations:
+        if not ACCESS.everyone:  # a deep link to a station that is not theirs
+            _locked(wanted)
+            return None
         stations = sorted({*stations, wanted})
     if not stations:
         st.info("**No station has sent anything yet.** Start a station's agent "
                 "(`hipstride edge --station treadmill-1 ...`) and the pipeline "
-                "(`hipstride pipeline ...`); it appears here by itself.",
+                "(`hipstride pipeline ...`); it appears here by itself." if ACCESS.everyone
+                else "**No station is running a session of an athlete you follow.** It "
+                "appears here by itself once one starts.",
                 icon=":material/hourglass_empty:")
         return None
     current = st.session_state.get(STATION_KEY)
@@ -81,6 +103,7 @@ def _pick_station(client: LiveClient, now_ns: int) -> str | None:
 @st.fragment(run_every=NUMBERS_EVERY_S)
 def numbers() -> None:
     """Station picker, the feed's health, the cue, signal problems and the big numbers."""
+    st.session_state[SHOWN_KEY] = None  # the charts draw only what this run shows
     client = live_client_or_warning()
     if client is None:
         return
@@ -89,21 +112,22 @@ def numbers() -> None:
     if station is None:
         return
     view = client.feed.view(station, now_ns)
+    if not _allowed(view):  # its session changed since the picker looked
+        _locked(station)
+        return
     if view is None:
-        st.warning(f"**Station {station} has sent nothing yet.** Is its agent running, and is "
-                   "this the right station name?", icon=":material/sensors_off:")
+        st.warning(f"**Station {md(station)} has sent nothing yet.** Is its agent running, "
+                   "and is this the right station name?", icon=":material/sensors_off:")
         return
-    if not auth.can_see(ACCESS, view.athlete):
-        st.info(f"**Station {station}** is not running a session of an athlete you follow.",
-                icon=":material/lock:")
-        return
+    st.session_state[SHOWN_KEY] = station
     if view.silence:
-        st.warning(view.silence[0].upper() + view.silence[1:], icon=":material/sensors_off:")
+        st.warning(md(view.silence[0].upper() + view.silence[1:]),
+                   icon=":material/sensors_off:")
     state = " · ".join(x for x in (
         f"athlete {view.athlete}" if view.athlete else None,
         f"session {view.session}" if view.session else None,
         view.phase, f"{view.strides_total} strides") if x)
-    st.caption(state)
+    st.caption(md(state))
     st.html(live_html.cue_banner(view.cues))
     issues = live_html.issues_list(view.issues)
     if issues:
@@ -114,7 +138,7 @@ def numbers() -> None:
     with right:
         st.html(live_html.side_panel(view, "r", now_ns))
     for problem in view.problems[-3:]:
-        st.caption(f"Pipeline: {problem}")
+        st.caption(f"Pipeline: {md(problem)}")
     _say(view, st.session_state.get(SOUND_KEY, "Off"))
 
 
@@ -122,8 +146,10 @@ def numbers() -> None:
 def rolling_charts() -> None:
     """EMG envelopes and hip angle over the last 10 s; the last strides as bars."""
     client, _health = live_client()
-    station = st.session_state.get(STATION_KEY)
+    station = st.session_state.get(SHOWN_KEY)
     if client is None or not station or client.feed.version(station) < 0:
+        return
+    if not _allowed(client.feed.view(station, time.time_ns())):  # checked on every run
         return
     bars = st.session_state.get("live_bars", "glute_ham_ratio")
     specs = _chart_specs(client, station, int(time.time()), bars)

@@ -14,6 +14,7 @@ from typing import Any
 import streamlit as st
 
 from hipstride.dashboard import auth, data, guide, guided, results, stations
+from hipstride.dashboard.safe import md
 
 FLOW_KEY = "prone_flow"
 NUMBER_FORMAT = {c: st.column_config.NumberColumn(c, format="%.0f") for c in (
@@ -39,7 +40,8 @@ def show_phe(reps: Sequence[Mapping[str, Any]], given_advice: Any = None) -> Non
     st.dataframe(results.side_table(summaries), hide_index=True, width="stretch",
                  column_config=NUMBER_FORMAT)
     st.markdown("**Coaching advice** (not a diagnosis)")
-    st.markdown("\n".join(f"- {a}" for a in results.phe_advice_for(summaries, given_advice)))
+    st.markdown("\n".join(f"- {md(a)}" for a in results.phe_advice_for(summaries,
+                                                                        given_advice)))
     st.caption(" ".join(results.PHE_NOTES))
 
 
@@ -88,15 +90,15 @@ def earlier_tests(access: auth.Access, athlete: str | None) -> None:
                           index=names.index(athlete) if athlete in names else 0)
     mine = data.sessions_for(sessions, chosen)[:EARLIER_SESSIONS]
     try:
-        found = [(s, data.load_phe(url, s.session)) for s in mine]
+        found = [(s, data.load_phe(url, s.station, s.session)) for s in mine]
     except data.DataProblem as problem:
         st.warning(f"**{problem.title}** {problem.hint}")
         return
     found = [(s, reps) for s, reps in found if reps]
     if not found:
-        st.info(f"No prone hip extension test of {chosen} is stored yet.")
+        st.info(f"No prone hip extension test of {md(chosen)} is stored yet.")
         return
-    by_id = {s.session: (s, reps) for s, reps in found}
+    by_id = {(s.station, s.session): (s, reps) for s, reps in found}
     sid = st.selectbox("Test", list(by_id), key="prone_session",
                        format_func=lambda k: data.session_label(by_id[k][0], with_athlete=False))
     show_phe(by_id[sid][1])

@@ -23,6 +23,7 @@ import streamlit as st
 
 from hipstride.config import env
 from hipstride.dashboard import auth, charts, data, ensembles
+from hipstride.dashboard.safe import md
 from hipstride.pipeline import report
 from hipstride.pipeline.engine.schema import SUMMARY_METRICS
 from hipstride.pipeline.store import SessionMeta
@@ -66,6 +67,11 @@ def _file_name(meta: SessionMeta) -> str:
     return f"{who}_{start:%Y-%m-%d_%H%M}_strides.csv"
 
 
+def key(meta: SessionMeta) -> tuple[str, str]:
+    """A session's identity: session ids are unique per station only."""
+    return (meta.station, meta.session)
+
+
 # --- sections -----------------------------------------------------------------------------------
 def pick_session(sessions: Sequence[SessionMeta]) -> SessionMeta:
     """Athlete and session pickers; returns the chosen session."""
@@ -74,7 +80,7 @@ def pick_session(sessions: Sequence[SessionMeta]) -> SessionMeta:
     athlete = left.selectbox("Athlete", [data.ALL_ATHLETES, *names], key="athlete",
                              index=1 if len(names) == 1 else 0)
     chosen = data.sessions_for(sessions, athlete)
-    by_id = {s.session: s for s in chosen}
+    by_id = {key(s): s for s in chosen}
     session_id = right.selectbox(
         f"Session ({len(chosen)}, newest first)", list(by_id), key="session",
         format_func=lambda sid: data.session_label(
@@ -90,10 +96,10 @@ def session_header(meta: SessionMeta, rows: Sequence[dict[str, Any]]) -> None:
     length = ("still open" if meta.end_ns is None
               else report.fmt_duration((meta.end_ns - meta.start_ns) / 1e9))
     with text:
-        st.subheader(f"{data.athlete_name(meta.athlete)} — {start:%a} {start.day} "
-                     f"{start:%b %Y, %H:%M}" + (f" · {meta.label}" if meta.label else ""),
+        st.subheader(f"{md(data.athlete_name(meta.athlete))} — {start:%a} {start.day} "
+                     f"{start:%b %Y, %H:%M}" + (f" · {md(meta.label)}" if meta.label else ""),
                      anchor=False)
-        facts = [length, f"station {meta.station}"]
+        facts = [length, f"station {md(meta.station)}"]
         if rows:
             facts += [f"{valid} valid strides of {len(rows)}", NORMALIZATION_TEXT.get(norm, norm)]
         st.caption(" · ".join(facts))
@@ -170,20 +176,20 @@ def table_section(rows: Sequence[dict[str, Any]]) -> None:
 
 def compare_section(meta: SessionMeta, rows: Sequence[dict[str, Any]],
                     sessions: Sequence[SessionMeta], url: str | None) -> None:
-    others = [s for s in data.sessions_for(sessions) if s.session != meta.session]
+    others = [s for s in data.sessions_for(sessions) if key(s) != key(meta)]
     if not others:
         st.info("There is no other session to compare with yet.")
         return
     same = [s for s in others if s.athlete == meta.athlete]
     older = [s for s in same if s.start_ns < meta.start_ns]
     default = (older or same or others)[0]
-    by_id = {s.session: s for s in (same + [s for s in others if s not in same])}
+    by_id = {key(s): s for s in (same + [s for s in others if s not in same])}
     other_id = st.selectbox("Compare with", list(by_id), index=list(by_id).index(
-        default.session), key="compare_with", format_func=lambda sid: data.session_label(
+        key(default)), key="compare_with", format_func=lambda sid: data.session_label(
         by_id[sid]))
     other = by_id[other_id]
     try:
-        other_rows = data.load_strides(url, other.session)
+        other_rows = data.load_strides(url, other.station, other.session)
     except data.DataProblem as problem:
         show_problem(problem)
         return
@@ -191,7 +197,7 @@ def compare_section(meta: SessionMeta, rows: Sequence[dict[str, Any]],
         st.info("That session has no strides to compare.")
         return
     a, b = data.summary(rows), data.summary(other_rows)
-    st.caption(f"This session against {data.session_label(other, with_athlete=False)}. "
+    st.caption(f"This session against {md(data.session_label(other, with_athlete=False))}. "
                "Under each number: the change since that session, and whether it is better.")
     table = data.compare_table(a, b)
     heads = data.headline(a, data.normalization(rows))
@@ -223,7 +229,7 @@ def compare_section(meta: SessionMeta, rows: Sequence[dict[str, Any]],
 
 def progress_section(meta: SessionMeta, sessions: Sequence[SessionMeta],
                      url: str | None) -> None:
-    who = data.athlete_name(meta.athlete)
+    who = md(data.athlete_name(meta.athlete))
     span = st.selectbox("Period", list(PROGRESS_WEEKS), index=1, key="progress_weeks")
     weeks = PROGRESS_WEEKS[span]
     mine = [s for s in data.sessions_for(sessions) if s.athlete == meta.athlete]
@@ -236,7 +242,7 @@ def progress_section(meta: SessionMeta, sessions: Sequence[SessionMeta],
                 "second session on.")
         return
     try:
-        loaded = [(s, data.load_strides(url, s.session)) for s in reversed(mine)]
+        loaded = [(s, data.load_strides(url, s.station, s.session)) for s in reversed(mine)]
     except data.DataProblem as problem:
         show_problem(problem)
         return
@@ -363,7 +369,8 @@ def recording_path(meta: SessionMeta) -> tuple[Path | None, str]:
                       "(HIPSTRIDE_RECORDINGS_DIR, the pipeline's `recordings_dir`).")
     path = Path(where) / meta.station / f"{meta.station}-{meta.session}.hsrec"
     if not path.is_file():
-        return None, f"There is no recording of this session in {where} ({path.name})."
+        return None, (f"There is no recording of this session in {md(where)} "
+                      f"({md(path.name)}).")
     return path, ""
 
 
@@ -392,19 +399,20 @@ def report_section(meta: SessionMeta) -> None:
         return
     st.caption("The report of `hipstride analyze` for this session, re-analysed from its "
                "recording: findings, figures, the prone test, data quality. One HTML file.")
-    key = f"report_{meta.session}"
+    built_key = f"report_{meta.station}/{meta.session}"
     if st.button("Build the session report", key="build_report",
                  icon=":material/description:"):
         stat = path.stat()
         with st.spinner("Analysing the recording…"):
-            st.session_state[key] = build_report(str(path), meta.athlete, stat.st_size,
-                                                 stat.st_mtime_ns)
-    built = st.session_state.get(key)
+            st.session_state[built_key] = build_report(str(path), meta.athlete, stat.st_size,
+                                                       stat.st_mtime_ns)
+    built = st.session_state.get(built_key)
     if built is None:
         return
     html, problem = built
     if problem:
-        st.error(f"**The report could not be built.** {problem}", icon=":material/error:")
+        st.error(f"**The report could not be built.** {md(problem)}",
+                 icon=":material/error:")
         return
     st.download_button("Download the report (HTML)", html, key="report_download",
                        file_name=_file_name(meta).replace("_strides.csv", "_report.html"),
@@ -427,8 +435,8 @@ def main() -> None:
         return
     meta = pick_session(sessions)
     try:
-        rows = data.load_strides(url, meta.session)
-        cues = data.load_cues(url, meta.session)
+        rows = data.load_strides(url, meta.station, meta.session)
+        cues = data.load_cues(url, meta.station, meta.session)
     except data.DataProblem as problem:
         show_problem(problem)
         return

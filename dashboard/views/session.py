@@ -12,6 +12,7 @@ from typing import Any
 import streamlit as st
 
 from hipstride.dashboard import auth, data, stations
+from hipstride.dashboard.safe import md
 
 NEW_ATHLETE = "New athlete…"
 NAME_LIMIT = 64
@@ -64,7 +65,7 @@ def start_form(cl: Any, station: str, access: auth.Access, url: str | None) -> N
     else:
         sent = stations.send(cl, station, "start", athlete=who, label=label.strip() or None,
                              notes=notes.strip() or None)
-        text = sent.text or f"Session **{sent.reply['session']}** of **{who}** started."
+        text = sent.text or f"Session **{md(sent.reply['session'])}** of **{md(who)}** started."
         st.session_state["session_outcome"] = (sent.ok, text)
     st.rerun()
 
@@ -83,14 +84,14 @@ def running_panel(cl: Any, station: str, state: dict[str, Any]) -> None:
             sent = stations.send(cl, station, "mark", label=label.strip(),
                                  note=note.strip() or None)
             st.session_state["session_outcome"] = (
-                sent.ok, sent.text or f"Marked “{label.strip()}” ({sent.reply['marks']} "
-                                      "marks so far).")
+                sent.ok, sent.text or f"Marked “{md(label.strip())}” "
+                                      f"({md(sent.reply['marks'])} marks so far).")
         st.rerun()
     if st.button("Stop session", type="primary", icon=":material/stop:", key="stop"):
         sent = stations.send(cl, station, "stop", session=state.get("session"))
         st.session_state["session_outcome"] = (
-            sent.ok, sent.text or f"Session **{state.get('session')}** stopped. It is on the "
-                                  "**Review** page.")
+            sent.ok, sent.text or f"Session **{md(state.get('session'))}** stopped. It is on "
+                                  "the **Review** page.")
         st.rerun()
 
 

@@ -473,9 +473,10 @@ class Store(ABC):
         rows = self.select(SESSIONS, {"athlete": athlete, "station": station}, start_ns, end_ns)
         return [_session(r) for r in rows]
 
-    def session(self, session: str) -> SessionMeta | None:
-        """One session by id (the latest start if the id was reused)."""
-        rows = self.select(SESSIONS, {"session": session})
+    def session(self, session: str, *, station: str | None = None) -> SessionMeta | None:
+        """One session by id (the latest start if the id was reused); ids are unique per
+        station only, so give ``station`` to get that station's."""
+        rows = self.select(SESSIONS, {"session": session, "station": station})
         return _session(rows[-1]) if rows else None
 
     def strides(self, session: str, *, station: str | None = None, side: str | None = None
@@ -553,11 +554,13 @@ class Store(ABC):
         out["time_ns"] = {k: r["time"] for k, r in latest.items()}
         return out
 
-    def phe(self, session: str, *, side: str | None = None) -> list[dict[str, Any]]:
+    def phe(self, session: str, *, station: str | None = None, side: str | None = None
+            ) -> list[dict[str, Any]]:
         """PHE repetitions of a session in time order (``PheResult.to_dict()`` repetition keys
-        with NaN for onsets not found, plus ``time_ns`` and ``repetition``)."""
+        with NaN for onsets not found, plus ``time_ns`` and ``repetition``); session ids are
+        unique per station only, so give ``station``."""
         out = []
-        for r in self.select(PHE, {"session": session, "side": side}):
+        for r in self.select(PHE, {"session": session, "station": station, "side": side}):
             rep: dict[str, Any] = {"time_ns": r["time"], "side": r.get("side")}
             for k, kind in PHE.fields.items():
                 v = r.get(k)

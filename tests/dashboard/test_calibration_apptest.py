@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from hipstride import topics
 from hipstride.control import build_command, send_command
 from hipstride.dashboard import data, guide
+from hipstride.dashboard.safe import md
 from tests.support.pipeline import USERS, wait_until
 
 PAGE = Path(data.__file__).parent / "views" / "calibration.py"
@@ -124,7 +125,7 @@ def test_an_mvc_result_on_the_results_topic_is_shown_with_its_problem(stack):
                                                "problem": problem}}}},
         user="pipeline", retain=True)
     _run_until(at, lambda a: a.session_state[KEY].stage == guide.RESULT, 15, "the result")
-    assert problem in _text(at)
+    assert md(problem) in _text(at)  # shown as text: Markdown characters escaped
     table = at.dataframe[0].value
     assert table["Muscle"].tolist() == ["glute max, right"]
     assert table["Peak (mV)"].tolist() == [0.512] and table["Good"].tolist() == ["no"]

@@ -25,7 +25,7 @@ def test_sessions_athletes_and_labels(filled_store) -> None:
 
 
 def test_strides_round_trip_and_csv_export(filled_store) -> None:
-    rows = data.load_strides(filled_store.url, "anna-1")
+    rows = data.load_strides(filled_store.url, "treadmill-1", "anna-1")
     assert len(rows) == len(filled_store.rows["anna-1"]) > 60
     table = data.strides_table(rows)
     assert tuple(table.columns) == STRIDE_COLUMNS
@@ -43,8 +43,8 @@ def test_strides_round_trip_and_csv_export(filled_store) -> None:
 
 
 def test_summary_headline_and_findings_match_the_profile(filled_store) -> None:
-    healthy = data.load_strides(filled_store.url, "anna-1")
-    weak = data.load_strides(filled_store.url, "anna-2")
+    healthy = data.load_strides(filled_store.url, "treadmill-1", "anna-1")
+    weak = data.load_strides(filled_store.url, "treadmill-1", "anna-2")
     assert data.normalization(healthy) == "mvc"
     heads = {h.metric: h for h in data.headline(data.summary(healthy))}
     assert list(heads) == list(data.HEADLINE_METRICS)
@@ -55,18 +55,18 @@ def test_summary_headline_and_findings_match_the_profile(filled_store) -> None:
     ratio_weak = {h.metric: h for h in data.headline(data.summary(weak))}[
         "glute_ham_ratio"].sides["l"]
     assert ratio_weak < ratio_healthy  # the hamstring-dominant runner drives less from glutes
-    words = data.findings(weak, data.load_cues(filled_store.url, "anna-2"))
+    words = data.findings(weak, data.load_cues(filled_store.url, "treadmill-1", "anna-2"))
     assert any("hamstring" in line for line in words)
     assert all("Traceback" not in line for line in words)
 
 
 def test_per_stride_and_cue_frames(filled_store) -> None:
-    rows = data.load_strides(filled_store.url, "anna-2")
+    rows = data.load_strides(filled_store.url, "treadmill-1", "anna-2")
     frame = data.per_stride_frame(rows, "glute_ham_ratio")
     assert set(frame["side"]) == {"Left", "Right"}
     assert frame["trend"].notna().sum() > 0.8 * len(frame)
     assert data.time_scale(data.session_end_s(rows)) == (1.0, "Session time (s)")
-    cues = data.load_cues(filled_store.url, "anna-2")
+    cues = data.load_cues(filled_store.url, "treadmill-1", "anna-2")
     assert cues, "the hamstring-dominant run raises cues"
     periods = data.cue_periods_frame(cues, data.session_end_s(rows))
     assert len(periods) and (periods["end"] >= periods["start"]).all()
@@ -74,22 +74,22 @@ def test_per_stride_and_cue_frames(filled_store) -> None:
 
 
 def test_compare_and_progress(filled_store) -> None:
-    a = data.summary(data.load_strides(filled_store.url, "anna-2"))
-    b = data.summary(data.load_strides(filled_store.url, "anna-1"))
+    a = data.summary(data.load_strides(filled_store.url, "treadmill-1", "anna-2"))
+    b = data.summary(data.load_strides(filled_store.url, "treadmill-1", "anna-1"))
     table = data.compare_table(a, b)
     ratio = table[(table["key"] == "glute_ham_ratio") & (table["side"] == "Left")].iloc[0]
     assert ratio["change"] == pytest.approx(ratio["a"] - ratio["b"])
     assert ratio["change"] < 0
     sessions = [filled_store.sessions[s] for s in ("anna-1", "anna-2")]
     progress = data.progress_frame(
-        [(m, data.load_strides(filled_store.url, m.session)) for m in sessions])
+        [(m, data.load_strides(filled_store.url, m.station, m.session)) for m in sessions])
     cadence = progress[(progress["metric"] == "cadence_spm") & (progress["side"] == "Left")]
     assert len(cadence) == 2 and list(cadence["week"]) == ["2026-W02", "2026-W03"]
     assert (progress["strides"] > 0).all()
 
 
 def test_empty_session_and_pure_helpers_on_no_rows(filled_store) -> None:
-    rows = data.load_strides(filled_store.url, "ben-1")
+    rows = data.load_strides(filled_store.url, "treadmill-2", "ben-1")
     assert rows == []
     assert data.strides_csv(rows).decode().strip() == ",".join(STRIDE_COLUMNS)
     assert data.per_stride_frame(rows, "glute_ham_ratio").empty

@@ -420,3 +420,30 @@ def test_cue_events_update_the_list_between_live_messages() -> None:
     t2, payload = live_series(1)  # an older pipeline: no active_cues, the events decide
     feed.handle(topics.live("tm1"), payload, t2)
     assert [c.cue for c in feed.view("tm1", t2).cues] == ["glutes_late"]
+
+
+def session_msg(session: str, athlete: str, state: str = "running") -> bytes:
+    return json.dumps({"version": 1, "station": "tm1", "state": state, "session": session,
+                       "athlete": athlete, "start_ns": T0}).encode()
+
+
+def test_another_athletes_session_sees_nothing_of_the_one_before() -> None:
+    feed = f.Feed()
+    feed.handle(topics.session("tm1"), session_msg("s1", "ben"), T0)
+    for k in range(10):
+        t, payload = live_series(k)
+        feed.handle(topics.live("tm1"), payload, t)
+    feed.handle(topics.live("tm1"), live(T0 + S, [stride("l", 0)], session="s1"), T0 + S)
+    feed.handle(topics.cues("tm1"), cue("raise"), T0 + S)
+    before = feed.state("tm1")
+    assert before.strides and before.samples and before.cues
+    feed.handle(topics.session("tm1"), session_msg("s1b", "anna"), T0 + 2 * S)
+    after = feed.state("tm1")
+    assert not (after.strides or after.samples or after.angles or after.cues)
+    view = feed.view("tm1", T0 + 2 * S)
+    assert view.athlete == "anna" and not view.last_stride and not view.cues
+    # a late message of ben's session is not shown as anna's
+    feed.handle(topics.live("tm1"), live(T0 + 3 * S, [stride("l", 1)], session="s1"), T0 + 3 * S)
+    assert not feed.state("tm1").strides
+    feed.handle(topics.live("tm1"), live(T0 + 4 * S, [stride("l", 0)], session="s1b"), T0 + 4 * S)
+    assert len(feed.state("tm1").strides) == 1

@@ -35,11 +35,12 @@ def test_filled_store_shows_the_session_summary(monkeypatch, filled_store) -> No
     assert not at.exception
     assert not at.error
     assert at.selectbox(key="athlete").value == data.ALL_ATHLETES
-    assert at.selectbox(key="session").value == "ben-1"  # newest first: the empty one
+    # newest first: the empty one
+    assert at.selectbox(key="session").value == ("treadmill-2", "ben-1")
     assert "no strides" in _text(at)
 
     at.selectbox(key="athlete").set_value("anna").run()
-    assert at.selectbox(key="session").value == "anna-2"
+    assert at.selectbox(key="session").value == ("treadmill-1", "anna-2")
     assert not at.exception
     # per side and headline metric: the summary, then the comparison with deltas
     assert len(at.metric) == 2 * 2 * len(data.HEADLINE_METRICS)
@@ -51,10 +52,10 @@ def test_filled_store_shows_the_session_summary(monkeypatch, filled_store) -> No
     assert [t.label for t in at.tabs] == ["Per stride", "Gait cycle", "Cues", "Strides table",
                                           "Compare", "Progress", "Report"]
     # compare picks the athlete's previous session, progress has both
-    assert at.selectbox(key="compare_with").value == "anna-1"
+    assert at.selectbox(key="compare_with").value == ("treadmill-1", "anna-1")
     assert any("−" in m.delta or "-" in m.delta for m in at.metric if m.delta)
 
-    at.selectbox(key="session").set_value("anna-1").run()
+    at.selectbox(key="session").set_value(("treadmill-1", "anna-1")).run()
     assert not at.exception
     assert "There is no other" not in _text(at)
 

@@ -71,7 +71,7 @@ def test_gait_cycle_tab_draws_ensembles_and_says_when_hip_angles_are_missing(
         monkeypatch, tmp_path, run):
     monkeypatch.setenv(data.STORE_ENV, _fill(tmp_path / "s.db", run, with_hip=True))
     at = AppTest.from_file(str(REVIEW), default_timeout=TIMEOUT_S).run()
-    at.selectbox(key="session").set_value("with").run()
+    at.selectbox(key="session").set_value(("tm1", "with")).run()
     assert not at.exception, at.exception
     text = _text(at)
     assert "**Hip flexion**" in text and "**Glute max EMG envelope**" in text
@@ -80,7 +80,7 @@ def test_gait_cycle_tab_draws_ensembles_and_says_when_hip_angles_are_missing(
     charts = at.get("vega_lite_chart")
     assert len(charts) >= 3 + 3  # per-stride charts, then hip + 2 envelopes
 
-    at.selectbox(key="session").set_value("without").run()
+    at.selectbox(key="session").set_value(("tm1", "without")).run()
     assert not at.exception
     text = _text(at)
     assert "No processed hip angles stored for this session." in text
