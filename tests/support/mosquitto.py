@@ -61,7 +61,10 @@ class Mosquitto:
     """Start, kill and restart one broker; state (persistence) survives restarts."""
 
     def __init__(self, workdir: Path, users: dict[str, str], *, acl: str | None = None,
-                 tls: bool = False) -> None:
+                 tls: bool = False, autosave_interval_s: int = 1) -> None:
+        """``autosave_interval_s``: how often the broker saves its state (queues, sessions,
+        retained messages) to disk; a SIGKILL loses what came after the last save (a large
+        value: everything since the start)."""
         if not Path(MOSQUITTO).exists():
             raise RuntimeError("mosquitto is not installed: apt-get install mosquitto "
                                "mosquitto-clients (see .ci/run)")
@@ -81,7 +84,7 @@ class Mosquitto:
             f"password_file {passwd}",
             "persistence true",
             f"persistence_location {workdir}/",
-            "autosave_interval 1",
+            f"autosave_interval {autosave_interval_s}",
             "max_queued_messages 100000",
             "max_inflight_messages 100",
             f"log_dest file {workdir}/mosquitto.log",
