@@ -96,6 +96,9 @@ def command(app: Path, *, host: str, port: int) -> list[str]:
 def run(args: Any) -> int:
     url = store_url(args.store)
     broker = broker_url(getattr(args, "broker", None))
+    from hipstride.dashboard.throttle import Policy
+
+    Policy.from_env()  # a bad HIPSTRIDE_LOGIN_* setting stops here, named (exit 2)
     if importlib.util.find_spec("streamlit") is None:
         print("hipstride dashboard: Streamlit is not installed: pip install "
               "'hipstride[dashboard]'", file=sys.stderr)

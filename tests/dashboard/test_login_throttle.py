@@ -4,6 +4,8 @@ the login form in front of a page refusing even the right password while locked 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from hipstride.accounts import Accounts
 from hipstride.config import ConfigError
 from hipstride.dashboard import data, throttle
 from hipstride.dashboard.throttle import Policy, Throttle
+from tests.support.pipeline import clean_env
 
 REVIEW = Path(data.__file__).parent / "views" / "review.py"
 POLICY = Policy(max_failures=5, address_max_failures=8, window_s=300, lockout_s=300,
@@ -175,3 +178,12 @@ def test_a_bad_setting_is_shown_not_raised(monkeypatch, filled_store, accounts_f
     _log_in(at, "anna", "pw-anna")
     assert not at.exception
     assert "HIPSTRIDE_LOGIN_LOCKOUT_S" in at.error[0].value
+
+
+def test_cli_names_a_bad_login_setting(tmp_path, filled_store):
+    done = subprocess.run(
+        [sys.executable, "-m", "hipstride.cli", "dashboard", "--store", filled_store.url,
+         "--port", "8599"], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env=clean_env(HOME=str(tmp_path), HIPSTRIDE_LOGIN_MAX_FAILURES="lots"))
+    assert done.returncode == 2, done.stderr
+    assert "HIPSTRIDE_LOGIN_MAX_FAILURES='lots' is not valid" in done.stderr
