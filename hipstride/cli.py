@@ -172,14 +172,22 @@ def _pipeline(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
         from hipstride.mqtt import BrokerError
         from hipstride.pipeline.service.config import load_pipeline_config
         from hipstride.pipeline.service.runtime import run_pipeline
-        from hipstride.pipeline.store import StoreError
+        from hipstride.pipeline.store import StoreError, StoreSetupError
 
         config = load_pipeline_config(args.config, broker=args.broker, store=args.store,
                                       partition=args.partition, state_dir=args.state_dir,
                                       recordings_dir=args.recordings,
-                                      metrics_port=args.metrics_port, duration_s=args.duration)
+                                      metrics_port=args.metrics_port, duration_s=args.duration,
+                                      create_database=args.create_database)
         try:
+            if args.replay_refused:
+                from hipstride.pipeline.service.refused import run_replay
+
+                return run_replay(config)
             return run_pipeline(config)
+        except StoreSetupError as err:
+            print(f"hipstride pipeline: {err}", file=sys.stderr)
+            return EXIT_CONFIG
         except BrokerError as err:
             print(f"hipstride pipeline: {err}", file=sys.stderr)
             return err.exit_code

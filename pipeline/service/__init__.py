@@ -26,12 +26,20 @@ is down (replayed in order when it is back); duplicates are recognised by
 Several processes split the stations with --partition I/N (0 <= I < N), each started with
 the same N: every station belongs to exactly one of them, by a stable hash of its id.
 
+The store's database: at start a missing InfluxDB 1.x database is created when the account
+may (an admin; --no-create-database or [store] create_database = false turns that off);
+otherwise the pipeline exits 2 printing the statements to run (CREATE DATABASE, GRANT). A
+database dropped, a store down or credentials refused later is an outage: batches spool and
+are retried. Only batches the store refuses for their content (a field type conflict) are
+kept aside as "refused"; --replay-refused writes them again once the cause is fixed and
+exits 0 when all were written, 1 when some are still refused.
+
 configuration (lowest precedence first): --config FILE (TOML), HIPSTRIDE_BROKER,
 HIPSTRIDE_BROKER_PASSWORD, HIPSTRIDE_STORE, HIPSTRIDE_STORE_TOKEN, HIPSTRIDE_PARTITION,
 HIPSTRIDE_STATE_DIR, HIPSTRIDE_RECORDINGS_DIR, HIPSTRIDE_METRICS_PORT, then flags.
 
-exit codes: 0 stopped, 1 runtime error, 2 bad configuration, 3 broker rejected the
-credentials, 4 broker unreachable.
+exit codes: 0 stopped, 1 runtime error, 2 bad configuration (also: no database and no right
+to create it), 3 broker rejected the credentials, 4 broker unreachable.
 
 examples:
   hipstride pipeline --broker mqtt://pipeline@localhost:1883 --store sqlite:///hipstride.db
@@ -58,3 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics")
     parser.add_argument("--duration", type=float, metavar="S",
                         help="stop after S seconds (default: run until stopped)")
+    parser.add_argument("--no-create-database", dest="create_database", action="store_const",
+                        const=False, default=None,
+                        help="never create a missing database: exit 2 with the statement "
+                             "to run ([store] create_database = false)")
+    parser.add_argument("--replay-refused", action="store_true",
+                        help="instead of running: write the batches the store refused (kept "
+                             "in --state-dir) again, report what was written; exit 0 when "
+                             "all were, 1 when some are still refused")
