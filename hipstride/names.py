@@ -106,7 +106,9 @@ def _bad_char(c: str, rule: Rule) -> bool:
 
 def _describe(c: str) -> str:
     name = {"\n": "a line break", "\r": "a carriage return", "\t": "a tab", "\0": "NUL",
-            "\\": "a backslash"}.get(c)
+            "\\": "a backslash", " ": "a space"}.get(c)
+    if name is None and c.isprintable() and not c.isspace():
+        return repr(c)
     kind = {"Cc": "a control character", "Cs": "a lone surrogate"}.get(
         unicodedata.category(c), unicodedata.category(c))
     return name or f"U+{ord(c):04X} ({unicodedata.name(c, kind)})"
