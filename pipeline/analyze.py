@@ -38,7 +38,10 @@ The first --standing-s seconds (default 5) must be quiet standing: they calibrat
 A session recording from the pipeline that starts mid-run has no standing period: it carries
 the station's calibration, and is analysed with it (the live pipeline's strides, again).
 Without --mvc, EMG is normalised to the session's first 30 steady strides and every ratio is
-labelled "relative".
+labelled "relative". Holes in a recording (frames missing for a while) split the analysis into
+parts: no stride spans one, and summary.json lists them (docs/engine.md). Exit codes: 0 done,
+1 nothing to analyse, 2 an input or calibration window that cannot be used (the message says
+which and what to do).
 
 examples:
   hipstride analyze --emg run_emg.csv --imu run_imu.csv --out results/
@@ -156,8 +159,15 @@ def calibration_summary(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(args: Any) -> int:
+    import numpy as np
+
     from hipstride.csvformat import CsvFormatError, load_rename
-    from hipstride.pipeline.engine.analysis import analyze, analyze_calibrated
+    from hipstride.pipeline.engine.analysis import (
+        NUMERICS_ADVICE,
+        AnalysisError,
+        analyze,
+        analyze_calibrated,
+    )
     from hipstride.pipeline.io import SessionInputError
     from hipstride.pipeline.io.recording import describe_calibration
 
@@ -206,6 +216,13 @@ def run(args: Any) -> int:
             result = analyze(session.emg, session.imus, standing_s=(0.0, args.standing_s),
                              mvc=mvc, prone_s=prone, running_end_s=running_end_s,
                              progress=progress)
+    except AnalysisError as err:
+        print(f"hipstride analyze: {err}", file=sys.stderr)
+        return 2
+    except np.linalg.LinAlgError as err:  # one the engine did not name: still no traceback
+        print(f"hipstride analyze: numerical failure in the engine: {err}; {NUMERICS_ADVICE}",
+              file=sys.stderr)
+        return 2
     except ValueError as err:
         print(f"hipstride analyze: {err}", file=sys.stderr)
         return 1

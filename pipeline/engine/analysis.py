@@ -9,7 +9,10 @@ The order matters and is the same live (:mod:`.stream`) and offline:
 5. the prone hip extension test, when the session has one.
 
 Whatever cannot be computed (a missing channel, no pelvis IMU) is named in ``problems`` and
-the rest goes on.
+the rest goes on. A session with holes (streams without samples for a while: :mod:`.holes`)
+is analysed in contiguous parts: no stride and no calibration window spans a hole, and the
+parts after one reuse the standing period's static calibration (:mod:`.imu_resume`).
+Numerical failures become an :class:`AnalysisError` naming the window.
 
 A recording that starts mid-run (a pipeline session) has no standing period; it carries the
 station engine's calibration instead, and :func:`analyze_calibrated` runs it through the
@@ -21,7 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -29,14 +33,53 @@ import numpy as np
 from .cues import Baseline, CueThresholds, classify_session, evaluate_cues
 from .data import SIDES, EmgData, GaitEvents, ImuData, Kinematics
 from .gait import gait_events_shank, gait_events_thigh
+from .holes import (
+    MIN_PART_S,
+    Hole,
+    HoleError,
+    contiguous_parts,
+    find_holes,
+    slice_imu,
+    standing_window,
+)
 from .imu import kinematics_from_imu
+from .imu_calibration import ImuCalibration, imu_calibrate
+from .imu_resume import CONVERGE_S, kinematics_resumed
 from .phe import phe_analyze
 from .result import AnalysisResult, Ensemble
 from .stream import EmgStream, ImuStream, StreamingEngine, StreamSettings
-from .strides import MuscleActivity, emg_preprocess, muscle_activity, stride_rows
+from .strides import (
+    MuscleActivity,
+    channel_flags,
+    emg_preprocess,
+    muscle_activity,
+    quality_sample,
+    stride_rows,
+)
 from .summary import cycle_ensemble, summarise
 
 Progress = Callable[[str, float], None]
+
+#: What the user can do about a numerical failure inside the engine.
+NUMERICS_ADVICE = ("check that sensor for a loose strap, a stuck or saturated channel, or "
+                   "samples missing around that time; analyse the rest of the session by "
+                   "cutting the file before or after that window")
+
+
+class AnalysisError(ValueError):
+    """A failure inside the engine, named by the window (start–end s, stream or segment) it
+    happened in, with what to do; ``hipstride analyze`` exits with code 2 on it."""
+
+
+@contextmanager
+def _numerics(where: str) -> Iterator[None]:
+    """Turn a numerical failure (LinAlgError, floating-point error) into an
+    :class:`AnalysisError` naming ``where`` (the window and streams being processed)."""
+    try:
+        yield
+    except (np.linalg.LinAlgError, FloatingPointError) as err:
+        raise AnalysisError(f"numerical failure in {where}: {err}; {NUMERICS_ADVICE}"
+                            ) from None
 
 
 def _no_progress(_stage: str, _fraction: float) -> None:
@@ -103,15 +146,28 @@ def analyze(emg: EmgData | None, imus: dict[str, ImuData], *,
     problems: list[str] = []
     if emg is None and not imus:
         raise ValueError("no EMG and no IMU data: nothing to analyse")
+    holes = find_holes(emg, imus)
     kinematics = None
-    if imus:
+    found_events: dict[str, GaitEvents | None] = {}
+    parts: list[dict[str, Any]] = []
+    if holes:
         progress("orientation", 0.0)
-        kinematics = kinematics_from_imu(imus, standing=standing_s)
+        kinematics, found_events, parts, standing_s, notes = _analyze_parts(
+            imus, standing_s, holes)
+        problems += notes
+    elif imus:
+        progress("orientation", 0.0)
+        with _numerics(f"IMU kinematics (standing period {standing_s[0]:g}–{standing_s[1]:g} "
+                       f"s, segments {', '.join(imus)})"):
+            kinematics = kinematics_from_imu(imus, standing=standing_s)
         problems += [str(p) for p in kinematics.quality.get("problems", [])]
     progress("gait events", 0.3)
     events: dict[str, GaitEvents] = {}
     for side in SIDES:
-        found = gait_events(kinematics, side) if kinematics is not None else None
+        if holes:
+            found = found_events.get(side)
+        else:
+            found = gait_events(kinematics, side) if kinematics is not None else None
         if found is None or found.n_strides == 0:
             problems.append(f"no strides found on the {'left' if side == 'l' else 'right'} "
                             "side: is its thigh or shank IMU there and was the athlete running?")
@@ -125,8 +181,11 @@ def analyze(emg: EmgData | None, imus: dict[str, ImuData], *,
         progress("EMG", 0.5)
         steady_ic = np.concatenate([e.ic_s[:-1][e.valid] for e in events.values()])
         try:
-            activity = muscle_activity(emg, ic_s=np.sort(steady_ic), mvc=mvc,
-                                       rest_s=standing_s, preprocessed=emg_preprocess(emg))
+            with _numerics("EMG processing (envelopes, noise floor, normalisation)"):
+                activity = _muscle_activity(emg, np.sort(steady_ic), mvc, standing_s,
+                                            [h for h in holes if "emg" in h.streams])
+        except AnalysisError:
+            raise
         except ValueError as err:
             problems.append(f"EMG not analysed: {err}")
         if activity is not None and activity.notes:
@@ -147,6 +206,8 @@ def analyze(emg: EmgData | None, imus: dict[str, ImuData], *,
     rows = sorted((row for side, ev in events.items()
                    for row in stride_rows(side, ev, kinematics, activity)),
                   key=lambda r: (r["stride_start_s"], r["side"]))
+    if holes:
+        rows = _rows_between_holes(rows, holes)
     cue_events = [e.to_dict() for e in evaluate_cues(rows, baseline,
                                                      thresholds=thresholds or CueThresholds())]
     summary: dict[str, Any] = summarise(rows)
@@ -167,6 +228,12 @@ def analyze(emg: EmgData | None, imus: dict[str, ImuData], *,
     if kinematics is not None:
         summary["quality"]["imu"] = {k: v for k, v in kinematics.quality.items()
                                      if k != "problems"}
+    summary["holes"] = [h.to_dict() for h in holes]
+    if parts:
+        for part in parts:
+            part["strides"] = sum(1 for r in rows if r["valid"]
+                                  and part["start_s"] <= r["stride_start_s"] < part["end_s"])
+        summary["parts"] = parts
     progress("done", 1.0)
     return AnalysisResult(rows=rows, events=events, kinematics=kinematics, activity=activity,
                           ensembles=_ensembles(events, kinematics, activity),
@@ -255,11 +322,181 @@ def analyze_calibrated(emg: EmgData | None, imus: dict[str, ImuData],
         "channel_flags": {}, "channel_notes": {}, "problems": problems,
         "engine": "streaming (stored calibration)",
     }
+    # The streaming engine sees every hole as a gap (its fusion restarts, strides touching
+    # it carry dropout flags): the holes are listed, the session is not split.
+    summary["holes"] = [h.to_dict() for h in find_holes(emg, imus)]
     if phe is not None:
         summary["prone_hip_extension"] = phe
     progress("done", 1.0)
     return AnalysisResult(rows=rows, events={}, kinematics=None, activity=None, ensembles={},
                           cue_events=cue_events, phe=phe, summary=summary, problems=problems)
+
+
+# --- sessions with holes ----------------------------------------------------------------------
+
+def _analyze_parts(imus: dict[str, ImuData], standing_s: tuple[float, float],
+                   holes: list[Hole]) -> tuple[Kinematics | None, dict[str, GaitEvents | None],
+                                               list[dict[str, Any]], tuple[float, float],
+                                               list[str]]:
+    """Kinematics and gait events of a session with holes, part by part (:mod:`.holes`).
+
+    The standing period is cut at the first hole in it; the first part (the one with the
+    standing period) is analysed as a whole session is, every later part with that part's
+    static calibration (:func:`.imu_resume.kinematics_resumed`). Returns the kinematics of
+    all parts on one time base (NaN in the holes), each side's gait events (a stride that
+    would span a hole is kept invalid so the indices stay stable; its row is dropped), what
+    summary.json says per part, the standing period used, and notes for the user.
+    """
+    try:
+        standing = standing_window(standing_s, holes)
+    except HoleError as err:
+        raise AnalysisError(str(err)) from None
+    notes = [f"hole at {h.describe()}: the session is analysed in parts, and no stride spans "
+             "it" for h in holes]
+    if standing != standing_s:
+        notes.append(f"the standing period {standing_s[0]:g}–{standing_s[1]:g} s is cut by a "
+                     f"hole: calibrated on {standing[0]:g}–{standing[1]:.2f} s")
+    if not imus:
+        return None, {}, [], standing, notes
+    t0 = min(i.start_s for i in imus.values())
+    t1 = max(i.start_s + len(i.acc_mps2) / i.rate_hz for i in imus.values())
+    spans = contiguous_parts(t0, t1, holes)
+    static: dict[str, ImuCalibration] | None = None
+    kins: list[Kinematics] = []
+    per_side: dict[str, list[GaitEvents]] = {side: [] for side in SIDES}
+    parts: list[dict[str, Any]] = []
+    for k, (a, b) in enumerate(spans):
+        part = {seg: slice_imu(imu, a, b) for seg, imu in imus.items()}
+        part = {seg: imu for seg, imu in part.items() if len(imu.acc_mps2) >= 3}
+        where = f"the part {a:.2f}–{b:.2f} s (segments {', '.join(part) or 'none'})"
+        info: dict[str, Any] = {"start_s": round(a, 4), "end_s": round(b, 4)}
+        parts.append(info)
+        if k == 0:
+            with _numerics(f"the static calibration on the standing period {standing[0]:g}–"
+                           f"{standing[1]:.2f} s of {where}"):
+                static = {seg: imu_calibrate(imu, standing=standing, functional=False)
+                          for seg, imu in part.items()}
+            info["calibration"] = "standing period"
+        else:
+            info["calibration"] = (f"static from the standing period {standing[0]:g}–"
+                                   f"{standing[1]:.2f} s; functional axes and orientation from "
+                                   f"this part (first {CONVERGE_S:g} s to settle)")
+        if b - a < MIN_PART_S:
+            info["analysed"] = False
+            notes.append(f"{where} is under {MIN_PART_S:g} s long: no strides taken from it")
+            continue
+        with _numerics(f"the IMU kinematics of {where}"):
+            try:
+                kin = (kinematics_from_imu(part, standing=standing) if k == 0 else
+                       kinematics_resumed(part, {s: c for s, c in (static or {}).items()
+                                                 if s in part}))
+            except ValueError as err:  # LinAlgError included: the rest is still analysed
+                if k == 0:
+                    raise
+                info["analysed"] = False
+                notes.append(f"{where} not analysed: " + (
+                    f"numerical failure ({err}); {NUMERICS_ADVICE}"
+                    if isinstance(err, np.linalg.LinAlgError) else str(err)))
+                continue
+            info["analysed"] = True
+            kins.append(kin)
+            for side in SIDES:
+                found = gait_events(kin, side)
+                if found is not None and found.n_strides > 0:
+                    per_side[side].append(found)
+    events = {side: _join_events(found) for side, found in per_side.items() if found}
+    return _join_kinematics(kins), events, parts, standing, notes
+
+
+def _join_events(parts: list[GaitEvents]) -> GaitEvents:
+    """One side's events over several parts; the stride across each hole is invalid."""
+    ic, toe, valid, reasons = [], [], [], []
+    for k, ev in enumerate(parts):
+        if k:
+            toe.append(math.nan)
+            valid.append(False)
+            reasons.append("spans a hole in the recording")
+        ic.append(ev.ic_s)
+        toe.append(ev.toe_off_s)
+        valid.append(ev.valid)
+        reasons += list(ev.rejected_reason)
+    return GaitEvents(parts[0].side, np.concatenate(ic), np.hstack(toe).astype(float),
+                      np.hstack(valid).astype(bool), tuple(reasons), parts[0].method)
+
+
+def _join_kinematics(parts: list[Kinematics]) -> Kinematics | None:
+    """Kinematics of several parts on one time base, NaN between them."""
+    if not parts:
+        return None
+    rate = parts[0].rate_hz
+    start = parts[0].start_s
+    n = max(round((k.start_s - start) * rate) + k.n_samples for k in parts)
+
+    def join(get: Callable[[Kinematics], np.ndarray | None]) -> np.ndarray | None:
+        if all(get(k) is None for k in parts):
+            return None
+        out = np.full(n, np.nan)
+        for k in parts:
+            x = get(k)
+            if x is not None:
+                i = round((k.start_s - start) * rate)
+                out[i:i + len(x)] = x
+        return out
+
+    hip_keys = sorted({s for k in parts for s in k.hip_flexion_deg})
+    seg_keys = sorted({s for k in parts for s in k.sagittal_deg})
+    quality = dict(parts[0].quality)
+    quality["parts_after_holes"] = [{k: v for k, v in p.quality.items() if k != "problems"}
+                                    for p in parts[1:]]
+    return Kinematics(
+        rate_hz=rate, start_s=start,
+        hip_flexion_deg={s: join(lambda k, s=s: k.hip_flexion_deg.get(s)) for s in hip_keys},
+        pelvic_tilt_deg=join(lambda k: k.pelvic_tilt_deg),
+        sagittal_deg={s: join(lambda k, s=s: k.sagittal_deg.get(s)) for s in seg_keys},
+        sagittal_rate_dps={s: join(lambda k, s=s: k.sagittal_rate_dps.get(s))
+                           for s in seg_keys},
+        quality=quality)
+
+
+def _muscle_activity(emg: EmgData, ic_s: np.ndarray, mvc: EmgData | None,
+                     rest_s: tuple[float, float], holes: list[Hole]) -> MuscleActivity:
+    """:func:`.strides.muscle_activity`; with holes in the EMG, the missing samples are set to
+    zero for the filters (no stride reads them: :func:`_rows_between_holes`) and the channel
+    checks (flat, saturated, hum) look at the recorded samples only."""
+    if not holes:
+        return muscle_activity(emg, ic_s=ic_s, mvc=mvc, rest_s=rest_s,
+                               preprocessed=emg_preprocess(emg))
+    raw = np.asarray(emg.samples_mv, float)
+    filled = dataclasses.replace(emg, samples_mv=np.nan_to_num(raw, nan=0.0, posinf=0.0,
+                                                               neginf=0.0))
+    activity = muscle_activity(filled, ic_s=ic_s, mvc=mvc, rest_s=rest_s,
+                               preprocessed=emg_preprocess(filled))
+    recorded = raw[np.isfinite(raw).all(axis=1)]
+    flags, notes = channel_flags(quality_sample(recorded, emg.rate_hz), emg.channels,
+                                 emg.rate_hz, full_scale_mv=10.0, signal=emg.signal)
+    return dataclasses.replace(activity, flags=flags, notes=notes)
+
+
+#: The EMG a stride's metrics read: from half a stride and 1 s before its IC (onset baseline,
+#: filter edges) to 0.4 s after its end, as the streaming engine cuts it.
+EMG_BEFORE_S, EMG_AFTER_S = 1.0, 0.4
+
+
+def _rows_between_holes(rows: list[dict], holes: list[Hole]) -> list[dict]:
+    """Rows that span no hole; a row whose EMG window touches an EMG hole loses its EMG
+    metrics and carries ``dropout:emg`` (as live)."""
+    kept = []
+    for row in rows:
+        a, t = row["stride_start_s"], row["stride_time_s"]
+        if any(h.overlaps(a, a + t) for h in holes):
+            continue
+        if any("emg" in h.streams and h.overlaps(a - t / 2 - EMG_BEFORE_S, a + t + EMG_AFTER_S)
+               for h in holes):
+            row = dict(row, glute_onset_ms=math.nan, hamstring_onset_ms=math.nan,
+                       onset_lag_ms=math.nan, glute_ham_ratio=math.nan,
+                       quality=";".join(q for q in (row["quality"], "dropout:emg") if q))
+        kept.append(row)
+    return kept
 
 
 def _runs(ok: np.ndarray) -> list[tuple[int, int]]:

@@ -138,6 +138,14 @@ def _still_check(imu: ImuData, sl: slice, window: tuple[float, float]) -> None:
             f"IMU {imu.segment}: standing period {window[0]:g}–{window[1]:g} s holds {n} "
             f"samples (data covers {imu.start_s:g}–{end_s:g} s); need at least 0.5 s of "
             "standing still for the static calibration")
+    bad = int((~np.isfinite(imu.acc_mps2[sl]).all(axis=1)
+               | ~np.isfinite(imu.gyr_dps[sl]).all(axis=1)).sum())
+    if bad:
+        raise ValueError(
+            f"IMU {imu.segment}: {bad} of the {n} samples of the standing period "
+            f"{window[0]:g}–{window[1]:g} s are missing (NaN: a hole in the recording); the "
+            "static calibration needs a standing period without holes: choose one before "
+            "the hole (--standing-s)")
     gyr_std = float(np.linalg.norm(imu.gyr_dps[sl].std(axis=0)))
     acc_std = float(np.linalg.norm(imu.acc_mps2[sl].std(axis=0)))
     if gyr_std > STILL_GYR_STD_DPS or acc_std > STILL_ACC_STD_MPS2:
@@ -207,6 +215,13 @@ def _axes(imu: ImuData, up: NDArray[np.float64], bias: NDArray[np.float64],
     method, ratio = "mounting", float("nan")
     z = known_c[:, 2] - (known_c[:, 2] @ up) * up
     if run is not None and run.stop - run.start >= 3:
+        if not (np.isfinite(acc[run]).all() and np.isfinite(gyr[run]).all()):
+            t0 = imu.start_s + run.start / imu.rate_hz
+            t1 = imu.start_s + run.stop / imu.rate_hz
+            raise ValueError(
+                f"IMU {imu.segment}: the functional calibration window {t0:.2f}–{t1:.2f} s "
+                "holds missing samples (NaN: a hole in the recording); calibrate on running "
+                "without holes (each part between holes on its own)")
         if imu.segment.startswith("pelvis"):
             x_f, r = imu_functional_axis(acc[run], vertical=up, reference=known_c[:, 0],
                                          center=True)

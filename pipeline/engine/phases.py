@@ -162,8 +162,10 @@ def still_span(imus: Mapping[str, ImuData], window: tuple[float, float], *,
 
     Still: the segment's angular speed (gyroscope magnitude; a bias of a few deg/s does not
     matter) averaged over ``smooth_s`` stays below ``max_rate_dps``, for every segment at
-    once. A stretch that ends inside the window loses ``edge_s`` there (the first or last
-    small movements). Returns (start, end) in s, None if no segment is ever still.
+    once. Missing samples (NaN: a hole) are never still, nor within ``smooth_s`` of one, so
+    the stretch never spans a hole. A stretch that ends inside the window loses ``edge_s``
+    there (the first or last small movements). Returns (start, end) in s, None if no segment
+    is ever still.
     """
     dt = 1.0 / grid_hz
     t = window[0] + np.arange(max(0, math.floor((window[1] - window[0]) * grid_hz))) * dt
@@ -173,11 +175,16 @@ def still_span(imus: Mapping[str, ImuData], window: tuple[float, float], *,
     for imu in imus.values():
         if len(imu.gyr_dps) < 2:
             return None
-        speed = _smooth(np.linalg.norm(np.asarray(imu.gyr_dps, float), axis=1),
-                        round(smooth_s * imu.rate_hz))
+        raw = np.linalg.norm(np.asarray(imu.gyr_dps, float), axis=1)
+        bad = ~np.isfinite(raw)
+        n_smooth = round(smooth_s * imu.rate_hz)
+        speed = _smooth(np.where(bad, 0.0, raw), n_smooth)
         ts = imu.time_s
         inside = (t >= ts[0]) & (t <= ts[-1] + 1.0 / imu.rate_hz)
         mask &= inside & (np.interp(t, ts, speed) < max_rate_dps)
+        if bad.any():  # a hole (NaN samples): never still, nor next to one
+            near = _smooth(bad.astype(float), n_smooth) > 0
+            mask &= np.interp(t, ts, near.astype(float)) == 0
     span = _longest_span(t, mask, dt)
     if span is None:
         return None
