@@ -191,3 +191,23 @@ def test_unknown_unit_in_description(tmp_path, sim):
         for c in desc.channels))
     with pytest.raises(SessionInputError, match="'imu_thigh_l' channel 'acc_x': unit 'furlongs'"):
         read_recording(write(tmp_path / "s.hsrec", sim, descriptions={"imu_thigh_l": bad}))
+
+
+def test_a_hole_in_some_streams_is_reported_per_stream_and_found_by_the_engine(tmp_path):
+    from hipstride.edge.simulator import simulate
+    from hipstride.pipeline.engine.holes import find_holes
+
+    sim = simulate(12.0, seed=6, mounting="identity")
+
+    def edit(stream, payloads):  # 2 s of frames lost (Wi-Fi), in two streams only
+        return payloads[:140] + payloads[180:] if stream in ("emg", "imu_pelvis") else payloads
+
+    s = read_recording(write(tmp_path / "s.hsrec", sim, edit=edit))
+    long = sorted((g.stream, g.start_s, g.end_s) for g in s.gaps if g.filled == "nan")
+    assert [g[0] for g in long] == ["emg", "imu_pelvis"]
+    assert long[1][1:] == pytest.approx((7.0, 9.0))
+    assert np.isnan(s.imus["pelvis"].gyr_dps[1400:1800]).all()
+    assert np.isfinite(s.imus["thigh_l"].gyr_dps).all()
+    holes = find_holes(s.emg, s.imus)
+    assert len(holes) == 1 and holes[0].streams == ("emg", "imu_pelvis")
+    assert (holes[0].start_s, holes[0].end_s) == pytest.approx((7.0, 9.003), abs=1e-6)
