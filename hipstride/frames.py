@@ -56,7 +56,7 @@ DTYPE_CODES: dict[int, np.dtype] = {
     7: np.dtype("u1"),
 }
 _CODE_BY_DTYPE = {dt: code for code, dt in DTYPE_CODES.items()}
-STREAM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+STREAM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")  # \Z: "emg\n" is no stream name
 
 
 class FrameError(ValueError):

@@ -26,7 +26,7 @@ DESCRIPTION_VERSION = 1
 #: length of each text field, and a channel name's characters.
 MAX_DESCRIPTION_BYTES = 64 * 1024
 MAX_TEXT = 200
-CHANNEL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+CHANNEL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")  # \Z: no trailing newline
 
 EMG_MUSCLES = ("glute_max", "biceps_femoris", "semitendinosus", "erector_spinae")
 EMG_CHANNELS_REQUIRED = ("glute_max_l", "glute_max_r", "biceps_femoris_l", "biceps_femoris_r")

@@ -182,3 +182,21 @@ def test_admin_refuses_bad_names_and_writes_nothing(tmp_path):
         assert done.returncode == 2, (args, done.stderr)
         assert words in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pw"]
+
+
+def test_stream_and_channel_names_are_matched_whole_too():
+    from hipstride.frames import STREAM_NAME
+    from hipstride.streams import CHANNEL_NAME
+
+    assert STREAM_NAME.match("emg") and CHANNEL_NAME.match("glute_max_l")
+    assert not STREAM_NAME.match("emg\n") and not CHANNEL_NAME.match("glute_max_l\n")
+
+
+def test_the_protocol_doc_states_every_rule_and_the_refusal_reason():
+    text = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text()
+    section = text.split("### Names", 1)[1].split("\n## ", 1)[0]
+    rows = "\n".join(line for line in section.splitlines() if line.startswith("| "))
+    for what in ("station id", "session id", "dashboard login", "EMG channel", "athlete name",
+                 "`label`", "`request`", "`notes`"):
+        assert what in rows, what
+    assert "`bad_name`" in text.split("## Control", 1)[1].split("\n## ", 1)[0]
