@@ -20,6 +20,9 @@ from hipstride.config import ConfigError, write_private
 SITE_DIR = Path("deploy/site")
 DEFAULT_PASSWD = SITE_DIR / "broker" / "passwd"
 DEFAULT_ACL = SITE_DIR / "broker" / "acl"
+#: The services' listener has its own accounts: a station's password is refused there.
+DEFAULT_SERVICES_PASSWD = SITE_DIR / "broker" / "services.passwd"
+DEFAULT_SERVICES_ACL = SITE_DIR / "broker" / "services.acl"
 DEFAULT_ACCOUNTS = SITE_DIR / "dashboard" / "accounts.json"
 #: The .env settings `init` fills with random values when they are empty.
 ENV_SECRETS = ("MQTT_PIPELINE_PASSWORD", "MQTT_DASHBOARD_PASSWORD", "INFLUXDB_ADMIN_PASSWORD",
@@ -33,18 +36,22 @@ holds docker-compose.yml; the files below are relative to it and are git-ignored
 
 commands:
   init          fill the empty secrets in .env with random values, then write the broker's
-                password file and ACL for the pipeline and dashboard accounts
+                services password file and ACL for the pipeline and dashboard accounts
   add-station   create (or renew) a station's broker account, named like the station, and
                 its ACL block: it may publish only under hipstride/v1/ID/ and read only
                 hipstride/v1/ID/control. The password is generated and printed once (or
                 written to --password-out, mode 0600, for the Pi's [broker] password_file)
+  add-operator  a broker account for an operator's CLI tools (`hipstride tap`, `hipstride
+                session`) on the services' listener: reads every station topic, sends
+                control commands; password generated as for add-station
   add-athlete   a dashboard login that sees only that athlete's sessions
   add-coach     a dashboard login that sees the athletes given with --athlete
   add-admin     a dashboard login that sees every athlete
 
 files (defaults):
-  deploy/site/broker/passwd   Mosquitto password file (PBKDF2-SHA512, as mosquitto_passwd)
-  deploy/site/broker/acl      Mosquitto ACL file
+  deploy/site/broker/passwd   station accounts (PBKDF2-SHA512, as mosquitto_passwd)
+  deploy/site/broker/acl      station ACL (the stations' listener, 1883/8883)
+  deploy/site/broker/services.passwd, services.acl  pipeline, dashboard, operators (1884)
   deploy/site/dashboard/accounts.json  dashboard logins (scrypt hashes); or HIPSTRIDE_ACCOUNTS
 
 Dashboard passwords come from --password-file (first line) or are asked twice at the
@@ -72,12 +79,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--password-file", type=Path, metavar="F",
                        help="read the password from the first line of F (default: prompt)")
 
+    def service_files(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--services-passwd-file", type=Path, default=DEFAULT_SERVICES_PASSWD,
+                       metavar="F", help="password file of the services' listener (default "
+                                         f"{DEFAULT_SERVICES_PASSWD})")
+        p.add_argument("--services-acl-file", type=Path, default=DEFAULT_SERVICES_ACL,
+                       metavar="F", help="ACL of the services' listener (default "
+                                         f"{DEFAULT_SERVICES_ACL})")
+
     init = sub.add_parser("init", help="generate .env secrets and the service accounts",
                           description="Fill empty secrets in the env file with random values "
                                       "and write the pipeline and dashboard broker accounts.")
     init.add_argument("--env-file", type=Path, default=Path(".env"), metavar="F",
                       help="compose env file (default .env; copy .env.example first)")
     broker_files(init)
+    service_files(init)
+
+    operator = sub.add_parser("add-operator", help="broker account for the CLI tools",
+                              description="Create or renew an operator's broker account on "
+                                          "the services' listener (read every station topic, "
+                                          "send control commands), for `hipstride tap` and "
+                                          "`hipstride session` on the server.")
+    operator.add_argument("name", metavar="NAME", help="account name, e.g. operator")
+    operator.add_argument("--password-out", type=Path, metavar="F",
+                          help="write the new password to F (mode 0600) instead of stdout")
+    service_files(operator)
 
     station = sub.add_parser("add-station", help="broker account + ACL block for a station",
                              description="Create or renew a station's broker account (named "
@@ -108,7 +134,11 @@ def run(args: argparse.Namespace) -> int:
         print(HELP, file=sys.stderr)
         return 2
     if action == "init":
-        return init(args.env_file, args.passwd_file, args.acl_file)
+        return init(args.env_file, args.passwd_file, args.acl_file,
+                    args.services_passwd_file, args.services_acl_file)
+    if action == "add-operator":
+        return add_operator(args.name, args.services_passwd_file, args.services_acl_file,
+                            args.password_out)
     if action == "add-station":
         return add_station(args.station, args.passwd_file, args.acl_file, args.password_out)
     role = {"add-athlete": "athlete", "add-coach": "coach", "add-admin": "admin"}[action]
@@ -120,16 +150,57 @@ def run(args: argparse.Namespace) -> int:
 
 
 # --- broker -----------------------------------------------------------------------------------
-def init(env_file: Path, passwd: Path, acl: Path) -> int:
+def init(env_file: Path, passwd: Path, acl: Path, services_passwd: Path = DEFAULT_SERVICES_PASSWD,
+         services_acl: Path = DEFAULT_SERVICES_ACL) -> int:
+    """The service accounts go to the services' listener files; the stations' files get
+    (empty) files of their own, without any service account in them."""
     values = fill_env_secrets(env_file)
-    broker_auth.set_password(passwd, broker_auth.PIPELINE_USER, values["MQTT_PIPELINE_PASSWORD"])
-    broker_auth.set_password(passwd, broker_auth.DASHBOARD_USER,
+    broker_auth.set_password(services_passwd, broker_auth.PIPELINE_USER,
+                             values["MQTT_PIPELINE_PASSWORD"])
+    broker_auth.set_password(services_passwd, broker_auth.DASHBOARD_USER,
                              values["MQTT_DASHBOARD_PASSWORD"])
-    broker_auth.set_acl(acl, broker_auth.PIPELINE_USER, broker_auth.pipeline_rights())
-    broker_auth.set_acl(acl, broker_auth.DASHBOARD_USER, broker_auth.dashboard_rights())
+    broker_auth.set_acl(services_acl, broker_auth.PIPELINE_USER, broker_auth.pipeline_rights())
+    broker_auth.set_acl(services_acl, broker_auth.DASHBOARD_USER,
+                        broker_auth.dashboard_rights())
+    for user in broker_auth.SERVICE_USERS:  # sites from before the two listeners
+        if broker_auth.remove_account(passwd, acl, user):
+            print(f"hipstride admin: moved broker account {user} from {passwd} to "
+                  f"{services_passwd}", file=sys.stderr)
+    if not passwd.exists():
+        write_private(passwd, "")
+    if not acl.exists():
+        write_private(acl, broker_auth.render_acl({}))
     print(f"hipstride admin: secrets in {env_file}; broker accounts pipeline, dashboard in "
-          f"{passwd} and {acl}", file=sys.stderr)
+          f"{services_passwd} and {services_acl}; stations go to {passwd} and {acl}",
+          file=sys.stderr)
     return 0
+
+
+def add_operator(name: str, passwd: Path, acl: Path, password_out: Path | None) -> int:
+    try:
+        topics.check_station(name)  # the same simple account names as stations
+    except ValueError as err:
+        raise ConfigError(f"operator {str(err).removeprefix('station id ')}") from None
+    if name in broker_auth.SERVICE_USERS:
+        raise ConfigError(f"{name!r} is the {name} service's own account; choose another name "
+                          "(e.g. operator)")
+    password = broker_auth.new_password()
+    broker_auth.set_password(passwd, name, password)
+    broker_auth.set_acl(acl, name, broker_auth.operator_rights())
+    where = _hand_out(password, password_out)
+    print(f"hipstride admin: operator {name}: broker account in {passwd}, ACL block in {acl}; "
+          f"{where}.\n  On the server: hipstride tap --broker mqtt://{name}@127.0.0.1:1884 "
+          f"with HIPSTRIDE_BROKER_PASSWORD.\n  Then {RELOAD_HINT}", file=sys.stderr)
+    return 0
+
+
+def _hand_out(password: str, password_out: Path | None) -> str:
+    """Print a generated password once, or write it to a private file; says where it is."""
+    if password_out is not None:
+        write_private(password_out, password + "\n")
+        return f"the password is in {password_out} (mode 0600)"
+    print(password)
+    return "the password above is shown once"
 
 
 _ENV_LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
@@ -173,6 +244,10 @@ def add_station(station: str, passwd: Path, acl: Path, password_out: Path | None
     if station in broker_auth.SERVICE_USERS:
         raise ConfigError(f"station id {station!r} is reserved for the {station} service's "
                           "broker account; choose another id")
+    if station.startswith(broker_auth.SERVICE_CLIENT_PREFIX):
+        raise ConfigError(f"station id {station!r}: ids starting with "
+                          f"{broker_auth.SERVICE_CLIENT_PREFIX!r} are reserved for the "
+                          "services' client ids; choose another id")
     password = broker_auth.new_password()
     broker_auth.set_password(passwd, station, password)
     broker_auth.set_acl(acl, station, broker_auth.station_rights(station))

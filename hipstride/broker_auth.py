@@ -3,6 +3,10 @@
 - **Password file**: ``user:$7$<iterations>$<salt b64>$<hash b64>``, PBKDF2-SHA512 with a
   12-byte salt, exactly what ``mosquitto_passwd`` writes, made here with ``hashlib`` so adding a
   station needs no Mosquitto tools.
+- **Two sets of files**, one per broker listener (deploy/mosquitto/mosquitto.conf):
+  ``passwd``/``acl`` hold the station accounts (the stations' listener, where the broker
+  makes the client id the user name), ``services.passwd``/``services.acl`` the pipeline,
+  dashboard and operator accounts (the services' listener). docs/deployment.md.
 - **ACL file**: one ``user`` block per account, its rights derived from :mod:`hipstride.topics`
   (the one place where topics are defined). A station's account is named like the station and
   may publish only under its own prefix and read only its own ``control`` topic. No topic line
@@ -25,6 +29,10 @@ from hipstride.config import ConfigError, write_private
 PIPELINE_USER = "pipeline"
 DASHBOARD_USER = "dashboard"
 SERVICE_USERS = (PIPELINE_USER, DASHBOARD_USER)
+#: Every service client id starts with this (``hipstride-pipeline-0-of-1``, ``hipstride-
+#: dashboard-…``, ``hipstride-session-…``); no station id may, so that a station, whose client
+#: id the broker replaces by its user name, can never take over a service's session.
+SERVICE_CLIENT_PREFIX = "hipstride-"
 PBKDF2_ITERATIONS = 101  # mosquitto_passwd's; passwords made here are 192-bit random tokens
 _SALT_BYTES = 12
 
@@ -102,12 +110,21 @@ def station_rights(station: str) -> list[str]:
 
 
 def pipeline_rights() -> list[str]:
-    """Reads what every station sends (and control, to follow sessions); writes results."""
+    """Reads what every station sends (and control, to follow sessions); writes results;
+    reads and writes the partitions' claims (one pipeline process per partition)."""
     reads = (topics.FRAMES, topics.STREAMS, topics.STATUS, topics.CONTROL)
     writes = (topics.LIVE, topics.CUES, topics.SESSION, topics.RESULTS, topics.INGEST,
               topics.STORED)
     return ([f"topic read {_kind(k)}" for k in reads]
-            + [f"topic write {_kind(k)}" for k in writes])
+            + [f"topic write {_kind(k)}" for k in writes]
+            + [f"topic readwrite {topics.pipeline_claims()}"])
+
+
+def operator_rights() -> list[str]:
+    """An operator's CLI tools (``hipstride tap``, ``hipstride session``): read every
+    station topic and the partitions' claims, send control commands."""
+    return [f"topic read {topics.ROOT}/#", f"topic read {topics.pipeline_claims()}",
+            f"topic write {_kind(topics.CONTROL)}"]
 
 
 def dashboard_rights() -> list[str]:
@@ -152,3 +169,16 @@ def set_acl(path: Path, user: str, rules: list[str]) -> None:
     blocks = read_acl(path)
     blocks[user] = rules
     write_private(path, render_acl(blocks))
+
+
+def remove_account(passwd: Path, acl: Path, user: str) -> bool:
+    """Drop ``user`` from a password file and an ACL (if there); whether anything changed."""
+    entries, blocks = read_passwd(passwd), read_acl(acl)
+    changed = False
+    if entries.pop(user, None) is not None:
+        write_private(passwd, "".join(f"{u}:{h}\n" for u, h in entries.items()))
+        changed = True
+    if blocks.pop(user, None) is not None:
+        write_private(acl, render_acl(blocks))
+        changed = True
+    return changed

@@ -128,3 +128,22 @@ def parse(topic: str) -> ParsedTopic:
     if kind in KINDS and kind not in _PER_STREAM and not rest:
         return ParsedTopic(station, kind)
     raise ValueError(f"topic {topic!r} has an unknown layout")
+
+
+# --- service topics ---------------------------------------------------------------------------
+#: Topics only the services use, under a root no station can own (a station id starts with a
+#: letter or digit, never ``_``); the broker ACL lets only the pipeline account write here.
+SERVICE_ROOT = "_hipstride/v1"
+
+
+def pipeline_claim(index: int, count: int) -> str:
+    """Retained claim of pipeline partition ``index``/``count``: which process runs it, its
+    heartbeat, and ``released`` when it stops (also its last will). docs/deployment.md."""
+    if not (isinstance(index, int) and isinstance(count, int) and 0 <= index < count):
+        raise ValueError(f"partition {index}/{count}: expected 0 <= I < N")
+    return f"{SERVICE_ROOT}/pipeline/{index}-of-{count}"
+
+
+def pipeline_claims() -> str:
+    """Filter for every partition's claim (the pipeline account's ACL)."""
+    return f"{SERVICE_ROOT}/pipeline/+"

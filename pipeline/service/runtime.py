@@ -598,7 +598,7 @@ class Pipeline:
 
     def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
         if message.topic == self.claim.topic:
-            self.claim.on_message(bytes(message.payload))
+            self.claim.on_message(bytes(message.payload), bool(message.retain))
             return
         self._inbox.put(_Message(self._generation, message.topic, bytes(message.payload),
                                  message.mid, message.qos, time.time_ns()))

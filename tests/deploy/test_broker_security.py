@@ -122,6 +122,11 @@ def deployed(tmp_path):
     broker.stop()
 
 
+def port_of(broker: ComposeMosquitto, user: str) -> int:
+    """Stations use the stations' listener, the services theirs (docs/deployment.md)."""
+    return broker.port if user in STATIONS else broker.services_port
+
+
 def check_mosquitto_hash(password: str, encoded: str) -> bool:
     """Whether ``password`` matches a ``$7$`` hash (the oracle for mosquitto_passwd's own)."""
     try:
@@ -176,7 +181,7 @@ def test_every_account_has_exactly_the_rights_it_needs(deployed):
     all_topics = [(s, k, f"hipstride/v1/{s}/{k}") for s in STATIONS for k in KINDS]
     sentinel = {"tm1": "hipstride/v1/tm1/status", "tm2": "hipstride/v1/tm2/status",
                 "pipeline": "hipstride/v1/tm1/live", "dashboard": "hipstride/v1/tm1/control"}
-    clients = {u: Client(broker.port, u, passwords[u]) for u in users}
+    clients = {u: Client(port_of(broker, u), u, passwords[u]) for u in users}
     try:
         for client in clients.values():
             assert client.accepted
@@ -214,7 +219,7 @@ def test_every_account_has_exactly_the_rights_it_needs(deployed):
 def test_a_station_cannot_read_other_stations_with_wildcards(deployed):
     broker, _site, passwords = deployed
     spy = Client(broker.port, "tm1", passwords["tm1"])
-    witness = Client(broker.port, "pipeline", passwords["pipeline"])
+    witness = Client(broker.services_port, "pipeline", passwords["pipeline"])
     tm2 = Client(broker.port, "tm2", passwords["tm2"])
     try:
         spy.subscribe(["#", "hipstride/v1/+/frames/+", "hipstride/v1/tm2/#"])
@@ -253,10 +258,12 @@ def test_renewing_a_station_replaces_its_password_after_a_reload(deployed):
 def test_bad_station_ids_are_refused_with_a_reason(tmp_path):
     site = tmp_path / "site"
     make_site(site, ())
-    for bad, reason in {"pipeline": "reserved", "Treadmill 1": "not valid"}.items():
+    for bad, reason in {"pipeline": "reserved", "hipstride-pipeline-0-of-1": "reserved",
+                        "hipstride-edge-tm2": "reserved", "Treadmill 1": "not valid"}.items():
         done = hipstride("admin", "add-station", bad, cwd=site, check=False)
         assert done.returncode == 2 and reason in done.stderr, done.stderr
-    assert "user pipeline" in (site / "deploy/site/broker/acl").read_text()
+    assert "user pipeline" in (site / "deploy/site/broker/services.acl").read_text()
+    assert "user pipeline" not in (site / "deploy/site/broker/acl").read_text()
 
 
 def test_compose_healthcheck_command_logs_in(deployed, tmp_path):
@@ -266,7 +273,7 @@ def test_compose_healthcheck_command_logs_in(deployed, tmp_path):
     env = read_env_file(site / ".env")
     command = interpolate(service["healthcheck"]["test"], env)
     assert command[0] == "CMD-SHELL"
-    shell = command[1].replace("-p 1883", f"-p {broker.port}")
+    shell = command[1].replace("-p 1884", f"-p {broker.services_port}")
     health_env = {"PATH": "/usr/bin:/bin", **interpolate(service["environment"], env)}
     ok = subprocess.run(["sh", "-c", shell], env=health_env, capture_output=True, timeout=30)
     assert ok.returncode == 0, ok.stderr

@@ -78,7 +78,11 @@ def test_restart_policies_and_health_checks(compose):
 def test_ports_expose_only_what_stations_need(compose):
     env = read_env_file(ENV_EXAMPLE)
     services = interpolate(compose["services"], {k: v or "x" for k, v in env.items()})
-    assert "1883:1883" in services["mosquitto"]["ports"]
+    assert set(services["mosquitto"]["ports"]) == {"1883:1883", "8883:8883",
+                                                   "127.0.0.1:1884:1884"}
+    # the services reach the broker on its services' listener, inside the compose network
+    for name in ("pipeline", "dashboard"):
+        assert services[name]["environment"]["HIPSTRIDE_BROKER"].endswith("@mosquitto:1884")
     assert services["influxdb"]["ports"] == ["127.0.0.1:8086:8086"]
     assert services["dashboard"]["ports"] == ["127.0.0.1:8501:8501"]  # localhost by default
     assert "ports" not in services["pipeline"]
@@ -107,6 +111,8 @@ def test_volumes_named_and_bind_sources_exist(compose, tmp_path):
     assert used == declared
     assert (site / "deploy/site/broker/passwd").is_file()
     assert (site / "deploy/site/broker/acl").is_file()
+    assert (site / "deploy/site/broker/services.passwd").is_file()
+    assert (site / "deploy/site/broker/services.acl").is_file()
     assert (site / "deploy/site/dashboard/accounts.json").is_file()
     # the dashboard's HIPSTRIDE_ACCOUNTS points into its mounted folder
     dashboard = compose["services"]["dashboard"]
@@ -120,10 +126,22 @@ def test_mosquitto_conf_files_live_in_mounted_folders(compose):
     conf = (REPO / "deploy/mosquitto/mosquitto.conf").read_text()
     paths = re.findall(r"^(?:password_file|acl_file|persistence_location|include_dir) (\S+)",
                        conf, re.M)
-    assert len(paths) == 4
+    assert len(paths) == 6  # two listeners with their own password file and ACL
     for path in paths:
         assert any(path.startswith(t) for t in targets), f"{path} is in no mounted folder"
-    assert re.search(r"^allow_anonymous false$", conf, re.M)
+    assert re.search(r"^per_listener_settings true$", conf, re.M)
+    listeners = {m.group(1): m.group(2) for m in re.finditer(
+        r"^listener (\d+)\n(.*?)(?=^listener |^# ---)", conf, re.M | re.S)}
+    assert set(listeners) == {"1883", "1884"}
+    for port, block in listeners.items():
+        assert re.search(r"^allow_anonymous false$", block, re.M), port
+    # stations: the client id is the station's account; services: their own files
+    assert re.search(r"^use_username_as_clientid true$", listeners["1883"], re.M)
+    assert "/mosquitto/auth/passwd\n" in listeners["1883"]
+    assert "/mosquitto/auth/services.passwd\n" in listeners["1884"]
+    tls = (REPO / "deploy/mosquitto/conf.d/tls.conf.example").read_text()
+    assert re.search(r"^use_username_as_clientid true$", tls, re.M)
+    assert "password_file /mosquitto/auth/passwd\n" in tls
     assert re.search(r"^persistence true$", conf, re.M)
     assert int(re.search(r"^autosave_interval (\d+)$", conf, re.M).group(1)) <= 30
     # 10 minutes of one station's 6 streams x 20 frames/s, for at least 4 stations

@@ -48,7 +48,7 @@ def pipeline_environment(env: dict[str, str], broker_port: int, influx_port: int
     environment = {k: str(v) for k, v in interpolate(service["environment"], env).items()}
     mapped = {}
     for key, value in environment.items():
-        value = value.replace("@mosquitto:1883", f"@127.0.0.1:{broker_port}")
+        value = value.replace("@mosquitto:1884", f"@127.0.0.1:{broker_port}")
         value = value.replace("@influxdb:8086/", f"@127.0.0.1:{influx_port}/")
         mapped[key] = to_host(value, volumes)
     assert mapped["HIPSTRIDE_METRICS_PORT"] == "9464"
@@ -92,7 +92,7 @@ def test_compose_wiring_frames_reach_the_store_and_secrets_stay_out_of_logs(tmp_
                                users={env["INFLUXDB_ADMIN_USER"]: env["INFLUXDB_TOKEN"]})
         volumes = volume_map(load_compose()["services"]["pipeline"], site, tmp_path / "volumes")
         metrics_port = free_port()
-        environment = pipeline_environment(env, broker.port, influx.port, metrics_port,
+        environment = pipeline_environment(env, broker.services_port, influx.port, metrics_port,
                                            volumes)
         assert environment["HIPSTRIDE_STATE_DIR"].startswith(str(tmp_path / "volumes"))
         log_path = tmp_path / "pipeline.log"
@@ -147,10 +147,10 @@ def test_secrets_stay_out_of_help_and_error_output(tmp_path):
             ["edge", "--station", "tm1", "--broker", f"mqtt://tm1@127.0.0.1:{broker.port}",
              "--duration", "1", "--spool", str(tmp_path / "s.sqlite")],
             # a store URL with the token inline and a bad metrics port: configuration error
-            ["pipeline", "--broker", f"mqtt://pipeline@127.0.0.1:{broker.port}", "--store",
+            ["pipeline", "--broker", f"mqtt://pipeline@127.0.0.1:{broker.services_port}", "--store",
              f"influx://u:{token}@127.0.0.1:1/db", "--metrics-port", "70000"],
             # an unreachable store with the token from the environment
-            ["pipeline", "--broker", f"mqtt://pipeline@127.0.0.1:{broker.port}", "--store",
+            ["pipeline", "--broker", f"mqtt://pipeline@127.0.0.1:{broker.services_port}", "--store",
              "influx://hipstride@127.0.0.1:1/hipstride", "--duration", "3", "--state-dir",
              str(tmp_path / "state")],
         ]

@@ -7,7 +7,8 @@
 - :class:`ComposeMosquitto` starts Debian's Mosquitto with ``deploy/mosquitto/mosquitto.conf``
   itself. Container paths are translated to host paths through the compose file's own volume
   list (bind mounts to their source, named volumes to a temp folder). The only other changes:
-  ``listener 1883`` becomes ``listener <free port> 127.0.0.1``, ``log_dest stdout`` becomes a
+  ``listener 1883`` (stations) and ``listener 1884`` (services) become ``listener <free port>
+  127.0.0.1`` (:attr:`port`, :attr:`services_port`), ``log_dest stdout`` becomes a
   log file, and ``user root`` is appended when the tests run as root (Mosquitto would drop to
   user ``mosquitto``, which cannot enter the test's private temp folder; in the container the
   image's entrypoint gives /mosquitto to that user instead).
@@ -130,7 +131,8 @@ class ComposeMosquitto(Mosquitto):
         service = load_compose()["services"]["mosquitto"]
         self.workdir, self.users, self.proc = workdir, {}, None
         self.tls_port, self.ca_file = None, None
-        self.port = free_port()
+        self.port = free_port()  # the stations' listener
+        self.services_port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         mapping = volume_map(service, site, workdir / "volumes")
         if conf_d is not None:
@@ -141,11 +143,17 @@ class ComposeMosquitto(Mosquitto):
         text, n = re.subn(r"^listener 1883$", f"listener {self.port} 127.0.0.1", text,
                           flags=re.M)
         assert n == 1, "mosquitto.conf must have exactly one `listener 1883`"
+        text, n = re.subn(r"^listener 1884$", f"listener {self.services_port} 127.0.0.1", text,
+                          flags=re.M)
+        assert n == 1, "mosquitto.conf must have exactly one `listener 1884`"
         text = text.replace("log_dest stdout", f"log_dest file {workdir}/mosquitto.log")
         if os.geteuid() == 0:
             text += "user root\n"
         self.config = workdir / "mosquitto.conf"
         self.config.write_text(text)
+
+    def services_url_for(self, user: str) -> str:
+        return f"mqtt://{user}@127.0.0.1:{self.services_port}"
 
     def log(self) -> str:
         path = self.workdir / "mosquitto.log"
