@@ -97,7 +97,7 @@ class Agent:
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         self.client = client
-        self.connection = Connection(client, config.broker)
+        self.connection = Connection(client, config.broker, logger=log)  # logs drops, reconnects
         self.connection.on_connect(self._on_connect)
         self._commands: queue.SimpleQueue[bytes] = queue.SimpleQueue()
 
