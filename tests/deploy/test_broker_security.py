@@ -312,3 +312,36 @@ def test_optional_tls_listener(tmp_path):
         anonymous.close()
     finally:
         broker.stop()
+
+
+def test_an_operator_account_reads_everything_on_the_services_listener_only(deployed):
+    """`hipstride admin add-operator` (for `hipstride tap`): reads every station's frames on
+    the services' listener, sends control; refused on the stations' listener."""
+    broker, site, passwords = deployed
+    done = hipstride("admin", "add-operator", "operator", cwd=site)
+    password = done.stdout.strip()
+    assert password and password not in done.stderr
+    broker.proc.send_signal(1)  # SIGHUP: reread the files
+    def accepted(port: int) -> bool:
+        client = Client(port, "operator", password)
+        client.close()
+        return client.accepted
+
+    wait_until(lambda: accepted(broker.services_port), 10, "the operator account after SIGHUP")
+    assert not accepted(broker.port)
+    operator = Client(broker.services_port, "operator", password)
+    tm1 = Client(broker.port, "tm1", passwords["tm1"])
+    try:
+        operator.subscribe(["hipstride/v1/#"])
+        tm1.subscribe(["hipstride/v1/tm1/control"])
+        tm1.publish("hipstride/v1/tm1/frames/emg", b"frame")
+        operator.publish("hipstride/v1/tm1/control", b"command")
+        wait_until(lambda: ("hipstride/v1/tm1/frames/emg", b"frame") in operator.received, 20,
+                   "the operator to read tm1's frame")
+        wait_until(lambda: ("hipstride/v1/tm1/control", b"command") in tm1.received, 20,
+                   "tm1 to get the operator's command")
+    finally:
+        operator.close()
+        tm1.close()
+    assert "user operator" in (site / "deploy/site/broker/services.acl").read_text()
+    assert "operator" not in (site / "deploy/site/broker/acl").read_text()
