@@ -1124,8 +1124,8 @@ class Pipeline:
             self.metrics.inc("time_jumps_total", (st.station, stream))
             jumps[stream] = jumps.get(stream, 0) + 1
             self.say(logging.WARNING, f"jump:{st.station}", "station %s: stream %s jumped "
-                     "%.0f s ahead (beyond limits.max_jump_s = %g s): recorded as a gap, the "
-                     "engine restarted there; check the station's clock (chrony/NTP)",
+                     "%+.0f s in time (beyond limits.max_jump_s = %g s): recorded as a gap, "
+                     "the engine restarted there; check the station's clock (chrony/NTP)",
                      st.station, stream, jump_ns / 1e9, self.config.limits.max_jump_s)
         st.jumps.clear()
         self._ingest_due.setdefault(st.station,

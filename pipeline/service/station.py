@@ -69,7 +69,7 @@ RESUME_WITHIN_S = 300.0
 #: A stream whose frame starts more than this after the end of its previous frame (ns) has
 #: jumped in time (e.g. a Pi's clock corrected by hours): the engine restarts at the frame
 #: rather than fill the gap with samples (memory would grow with the jump).
-MAX_JUMP_NS = 30 * 10**9
+MAX_JUMP_NS = 30 * 10**9  # backwards too: the engine would drop samples until time caught up
 #: Engine inputs beyond these are kept and stored but not analysed (the engine's filters and
 #: buffers are sized for EMG of a few channels at ~2 kHz and IMUs at ~200 Hz).
 ENGINE_EMG_MAX_CHANNELS = 16
@@ -224,6 +224,9 @@ class Station:
         self.max_jump_ns = max_jump_ns
         self._stream_ends: dict[str, int] = {}  # every stream -> end (ns) of its latest frame
         self.jumps: list[tuple[str, int]] = []  # time jumps not yet reported: (stream, ns)
+        self.restarts = 0  # engine restarts at time jumps
+        self._restart_state: dict[str, Any] | None = None  # the state of the latest restart
+        self._fed: set[str] = set()  # streams fed to the engine since it started
 
     # descriptions ----------------------------------------------------------------------------
     def describe(self, description: StreamDescription) -> bool:
@@ -255,9 +258,9 @@ class Station:
         self.last_ns = frame.t0_ns if self.last_ns is None else max(self.last_ns, frame.t0_ns)
         end = frame.t0_ns + frame.duration_ns
         previous = self._stream_ends.get(frame.stream)
-        if previous is None or end > previous:
-            self._stream_ends[frame.stream] = end
-        if previous is not None and frame.t0_ns - previous > self.max_jump_ns:
+        self._stream_ends[frame.stream] = end
+        if previous is not None and abs(frame.t0_ns - previous) > self.max_jump_ns:
+            self.last_ns = frame.t0_ns
             self._time_jump(frame.stream, frame.t0_ns - previous)
         feed = self._feeds.get(frame.stream)
         if feed is None:
@@ -269,6 +272,7 @@ class Station:
         if self.engine is None:
             return
         t0_s = (frame.t0_ns - self.origin_ns) / 1e9
+        self._fed.add(frame.stream)
         try:
             if feed.kind == "emg":
                 self.engine.push_emg(x, t0_s)
@@ -278,17 +282,26 @@ class Station:
             self._engine_failed(err)
 
     def _time_jump(self, stream: str, jump_ns: int) -> None:
-        """A stream jumped ahead: a gap that is recorded, never filled. The engine restarts
-        from its calibration (as after a pipeline restart), so what it holds stays bounded."""
+        """A stream jumped in time (``jump_ns`` > 0 ahead, < 0 back): a gap that is recorded,
+        never filled. The engine restarts from its calibration (as after a pipeline restart),
+        so what it holds stays bounded — unless it has had no data of this stream since it
+        started (the other streams of one clock step then cost one restart, not one each).
+        The recent-sample ring starts afresh too (a phase across a clock step is void)."""
         self.jumps.append((stream, jump_ns))
-        self._problems.append(f"{self.station}: stream {stream} jumped {jump_ns / 1e9:.0f} s "
-                              "ahead (a clock step or lost data): the engine restarted there "
-                              "and the gap is left empty")
-        if self._specs is None or self.engine is None:
+        self._problems.append(f"{self.station}: a stream jumped in time: {stream} by "
+                              f"{jump_ns / 1e9:+.0f} s (a clock step or lost data); the "
+                              "engine restarted there and the gap is left empty")
+        self.ring = SampleRing(self.ring.keep_s)
+        if self._specs is None or self.engine is None or stream not in self._fed:
             return
+        self.restarts += 1
+        self._fed = set()
         emg, imus = self._specs
         old = self.engine
         state = old.calibration_state() if old.phase != "standing" else None
+        if old.phase != "running" and self._restart_state is not None:
+            state = self._restart_state  # restarted again before it got running: as before
+        self._restart_state = state
         try:
             if state and state.get("standing"):
                 self.engine = StreamingEngine.resume(emg, imus, state, settings=self.settings)
@@ -495,6 +508,7 @@ class Station:
             log.exception("station %s: new standing calibration not applied", self.station)
             return f"not applied ({type(err).__name__}: {err})"
         self.engine, self.engine_failed, self.resumed = engine, None, False
+        self._restart_state = None  # a later time jump restarts from this calibration
         return "applied: the engine restarted from this standing pose"
 
     def apply_mvc(self, reference: dict[str, float]) -> tuple[str, ...]:
