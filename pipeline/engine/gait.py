@@ -37,6 +37,7 @@ reasonable starting points, not measured constants.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -53,9 +54,11 @@ __all__ = [
     "gait_events_thigh",
     "gait_reject_implausible",
     "gait_shank_events",
+    "impact_ic",
 ]
 
 IcDefinition = Literal["midpoint", "zero_crossing", "minimum"]
+ToeOffDefinition = Literal["backswing_onset", "swing_minimum"]
 
 #: *default* smallest mid-swing peak (deg/s) that counts as a running stride. Simulated and
 #: measured running reach 500–1000 deg/s; walking ~250–400; lying down, the prone leg lift
@@ -70,6 +73,12 @@ MAX_PEAK_TO_ZERO_S = 0.35
 MAX_ZERO_TO_MIN_S = 0.25
 #: Toe-off is searched at most this long (s) before the mid-swing peak.
 MAX_TOE_OFF_TO_PEAK_S = 0.6
+#: Running toe-off: the late-stance rate maximum is searched at most this long (s) before the
+#: early-swing minimum (on real running the two are ~120 ms apart).
+MAX_PUSH_OFF_TO_MIN_S = 0.25
+#: Running toe-off: the onset of the backward swing is where the backward angular acceleration
+#: reaches this fraction of its peak (a half-maximum criterion).
+BACKSWING_ONSET_FRACTION = 0.5
 #: *default* hysteresis (deg/s): a minimum is confirmed once the rate has risen this much above it.
 MIN_RISE_DPS = 30.0
 #: Thigh method: IC after peak flexion as a fraction of the stride (Novacheck 1998: peak hip
@@ -77,6 +86,12 @@ MIN_RISE_DPS = 30.0
 THIGH_IC_FRACTION = 0.14
 #: *default* smallest thigh flexion excursion (deg, peak prominence) that counts as a stride.
 MIN_THIGH_ROM_DEG = 20.0
+#: Thigh impact: the search window around the flexion-based IC estimate, as fractions of the
+#: stride before and after it (the estimate is 15–50 ms off on real running).
+IMPACT_WINDOW = (0.10, 0.15)
+#: *default* smallest rise (m/s²) of the thigh's axial specific force from its flight-phase
+#: minimum to the impact peak that counts as an impact (real running: ~30; simulator: ~20).
+MIN_IMPACT_RISE_MPS2 = 4.0
 
 
 @dataclass(frozen=True)
@@ -145,8 +160,30 @@ def _hysteresis_min(x: NDArray[np.float64], rise: float) -> tuple[int, int]:
     return int(np.argmin(x[: stop + 1])), stop
 
 
+def _push_off_onset(g: NDArray[np.float64], k_min: int, lo: int) -> float:
+    """Running toe-off (samples): the onset of the shank's fast backward swing.
+
+    Between the late-stance maximum of the rate (the shank's backward rotation slows while
+    the foot pushes off) and the early-swing minimum ``k_min`` (the knee folding the free
+    shank back), the first time the backward angular acceleration reaches
+    :data:`BACKSWING_ONSET_FRACTION` of its peak in that span, interpolated between samples.
+    """
+    k_max = lo + int(np.argmax(g[lo:k_min + 1]))
+    if k_min - k_max < 2:
+        return float(k_min)
+    d = np.diff(g[k_max:k_min + 1])  # d[i]: slope between k_max + i and k_max + i + 1
+    i_peak = int(np.argmin(d))
+    thr = BACKSWING_ONSET_FRACTION * d[i_peak]
+    i = int(np.argmax(d[:i_peak + 1] <= thr))
+    x = float(i)
+    if i > 0 and d[i] != d[i - 1]:
+        x = i - 1 + (thr - d[i - 1]) / (d[i] - d[i - 1])
+    return k_max + x + 0.5  # a slope sits half-way between its two samples
+
+
 def _shank_core(g: NDArray[np.float64], rate_hz: float, *, min_swing_dps: float,
                 min_rise_dps: float, ic_definition: IcDefinition,
+                toe_off_definition: ToeOffDefinition = "backswing_onset",
                 first_valid_peak: int = 0, prev_min_idx: int = -1
                 ) -> list[tuple[ShankEvent, int, int, int]]:
     """Shank events in ``g`` (times in samples from ``g[0]``, as floats in the event fields).
@@ -168,6 +205,9 @@ def _shank_core(g: NDArray[np.float64], rate_hz: float, *, min_swing_dps: float,
     n_zero = round(MAX_PEAK_TO_ZERO_S * rate_hz)
     n_min = round(MAX_ZERO_TO_MIN_S * rate_hz)
     n_to = round(MAX_TOE_OFF_TO_PEAK_S * rate_hz)
+    n_push = round(MAX_PUSH_OFF_TO_MIN_S * rate_hz)
+    if toe_off_definition not in ("backswing_onset", "swing_minimum"):
+        raise ValueError(f"unknown toe_off_definition {toe_off_definition!r}")
     if n < 3:
         return []
     # Local maxima above the amplitude gate (strict on the left, so a flat top counts once).
@@ -207,7 +247,8 @@ def _shank_core(g: NDArray[np.float64], rate_hz: float, *, min_swing_dps: float,
             i_to, _ = _hysteresis_min(back, min_rise_dps)
             k_to = p - i_to
             if lo < k_to < p:
-                toe = _refine(g, k_to)
+                toe = (_refine(g, k_to) if toe_off_definition == "swing_minimum"
+                       else _push_off_onset(g, k_to, max(lo, k_to - n_push)))
         if ic_definition == "midpoint":
             ic = 0.5 * (zero + t_min)
         elif ic_definition == "zero_crossing":
@@ -244,7 +285,9 @@ def _events_from_ics(side: str, ic_s: NDArray[np.float64], toe_off_s: NDArray[np
 # --- public API ------------------------------------------------------------------------------
 def gait_shank_events(sagittal_rate_dps: ArrayLike, rate_hz: float, *, start_s: float = 0.0,
                       min_swing_dps: float = MIN_SWING_DPS, min_rise_dps: float = MIN_RISE_DPS,
-                      ic_definition: IcDefinition = "midpoint") -> list[ShankEvent]:
+                      ic_definition: IcDefinition = "midpoint",
+                      toe_off_definition: ToeOffDefinition = "backswing_onset"
+                      ) -> list[ShankEvent]:
     """Every shank-gyro event with its landmarks (what :func:`gait_events_shank` summarises).
 
     Parameters and units as in :func:`gait_events_shank`.
@@ -258,16 +301,17 @@ def gait_shank_events(sagittal_rate_dps: ArrayLike, rate_hz: float, *, start_s: 
     if rate_hz <= 0:
         raise ValueError("rate_hz must be positive")
     found = _shank_core(g, rate_hz, min_swing_dps=min_swing_dps, min_rise_dps=min_rise_dps,
-                        ic_definition=ic_definition)
+                        ic_definition=ic_definition, toe_off_definition=toe_off_definition)
     return [_to_seconds(ev, start_s, rate_hz) for ev, *_ in found]
 
 
 def gait_events_shank(sagittal_rate_dps: ArrayLike, rate_hz: float, *, start_s: float = 0.0,
                       side: str, min_swing_dps: float = MIN_SWING_DPS,
                       min_rise_dps: float = MIN_RISE_DPS,
-                      ic_definition: IcDefinition = "midpoint", min_stride_s: float = 0.5,
-                      max_stride_s: float = 1.2, max_dev: float = 0.25, window: int = 8
-                      ) -> GaitEvents:
+                      ic_definition: IcDefinition = "midpoint",
+                      toe_off_definition: ToeOffDefinition = "backswing_onset",
+                      min_stride_s: float = 0.5, max_stride_s: float = 1.2,
+                      max_dev: float = 0.25, window: int = 8) -> GaitEvents:
     """IC and toe-off of one side from the shank's sagittal angular velocity.
 
     Parameters
@@ -288,14 +332,17 @@ def gait_events_shank(sagittal_rate_dps: ArrayLike, rate_hz: float, *, start_s: 
     ic_definition : {"midpoint", "zero_crossing", "minimum"}
         IC landmark: the terminal-swing zero crossing, the minimum after it, or (default) the
         midpoint of the two (see the module docstring).
+    toe_off_definition : {"backswing_onset", "swing_minimum"}
+        Toe-off landmark: (default, running) the onset of the fast backward swing after the
+        late-stance rate maximum, or (walking) the last minimum before mid-swing.
     min_stride_s, max_stride_s, max_dev, window
         Plausibility limits, passed to :func:`gait_reject_implausible`.
 
     Returns
     -------
     GaitEvents
-        ``method="shank_gyro"``; ``ic_s`` (s, n_strides + 1), ``toe_off_s`` (s, n_strides: the
-        last minimum before the mid-swing peak that ends stride k), ``valid`` and
+        ``method="shank_gyro"``; ``ic_s`` (s, n_strides + 1), ``toe_off_s`` (s, n_strides: in
+        the swing that ends stride k, per ``toe_off_definition``), ``valid`` and
         ``rejected_reason`` per stride.
 
     Examples
@@ -305,7 +352,8 @@ def gait_events_shank(sagittal_rate_dps: ArrayLike, rate_hz: float, *, start_s: 
     """
     events = gait_shank_events(sagittal_rate_dps, rate_hz, start_s=start_s,
                                min_swing_dps=min_swing_dps, min_rise_dps=min_rise_dps,
-                               ic_definition=ic_definition)
+                               ic_definition=ic_definition,
+                               toe_off_definition=toe_off_definition)
     ic = np.array([e.ic_s for e in events], dtype=np.float64)
     toe = np.array([e.toe_off_s for e in events[1:]], dtype=np.float64)
     toe[(toe <= ic[:-1]) | (toe >= ic[1:])] = np.nan
@@ -313,9 +361,44 @@ def gait_events_shank(sagittal_rate_dps: ArrayLike, rate_hz: float, *, start_s: 
                             max_dev=max_dev, window=window)
 
 
+def impact_ic(axial_acc_mps2: NDArray[np.float64], rate_hz: float, ic_index: float,
+              stride_samples: float, *, min_rise_mps2: float = MIN_IMPACT_RISE_MPS2
+              ) -> float | None:
+    """IC (samples) at the foot-strike impact seen by a thigh (or pelvis) accelerometer.
+
+    In running's flight phase the whole body is in free fall, so the axial specific force of
+    the thigh is low; at foot strike the ground reaction pushes up through the leg and it
+    rises steeply. Within the window :data:`IMPACT_WINDOW` around the estimate ``ic_index``,
+    the steepest rise of ``axial_acc_mps2`` (the segment's long-axis component, +superior) is
+    found and IC is the last minimum before it, refined between samples. None when the rise
+    from that minimum to the following maximum is under ``min_rise_mps2`` (no impact seen:
+    keep the estimate) or the window leaves the data.
+    """
+    a = axial_acc_mps2
+    lo = math.floor(ic_index - IMPACT_WINDOW[0] * stride_samples)
+    hi = math.ceil(ic_index + IMPACT_WINDOW[1] * stride_samples)
+    if lo < 1 or hi >= len(a) - 1 or hi - lo < 3:
+        return None
+    seg = a[lo:hi + 1]
+    if not np.isfinite(seg).all():
+        return None
+    k = int(np.argmax(np.diff(seg)))  # steepest rise between lo + k and lo + k + 1
+    m = k
+    while m > 0 and seg[m - 1] <= seg[m]:
+        m -= 1
+    top = k + 1
+    while top < len(seg) - 1 and seg[top + 1] >= seg[top]:
+        top += 1
+    if seg[top] - seg[m] < min_rise_mps2:
+        return None
+    return _refine(a, lo + m)
+
+
 def gait_events_thigh(flexion_deg: ArrayLike, rate_hz: float, *, start_s: float = 0.0,
                       side: str, ic_fraction: float = THIGH_IC_FRACTION,
                       min_rom_deg: float = MIN_THIGH_ROM_DEG, rel_rom: float = 0.6,
+                      axial_acc_mps2: ArrayLike | None = None,
+                      min_impact_rise_mps2: float = MIN_IMPACT_RISE_MPS2,
                       min_stride_s: float = 0.5,
                       max_stride_s: float = 1.2, max_dev: float = 0.25, window: int = 8
                       ) -> GaitEvents:
@@ -343,6 +426,12 @@ def gait_events_thigh(flexion_deg: ArrayLike, rate_hz: float, *, start_s: float 
     rel_rom : float
         Relative gate: a peak's prominence must reach this fraction of the median of its
         (up to 8) neighbours', which drops the strides of the start and stop ramps.
+    axial_acc_mps2 : array_like, shape (n,), optional
+        The thigh accelerometer's component along the segment's long axis (m/s², +superior,
+        ``Kinematics.axial_acc_mps2["thigh_l"]``). When given, each IC estimate is moved to
+        the foot-strike impact (:func:`impact_ic`) where one is seen.
+    min_impact_rise_mps2 : float
+        Passed to :func:`impact_ic`.
     min_stride_s, max_stride_s, max_dev, window
         Plausibility limits, passed to :func:`gait_reject_implausible`.
 
@@ -375,6 +464,13 @@ def gait_events_thigh(flexion_deg: ArrayLike, rate_hz: float, *, start_s: float 
         ok_n = (nxt >= min_stride_s) & (nxt <= max_stride_s)
         stride = np.where(ok_p & ok_n, 0.5 * (prev + nxt), np.where(ok_n, nxt, prev))
         ic = start_s + t_peak + ic_fraction * stride
+        if axial_acc_mps2 is not None:
+            acc = np.asarray(axial_acc_mps2, dtype=np.float64).ravel()
+            for k in range(len(ic)):
+                hit = impact_ic(acc, rate_hz, (ic[k] - start_s) * rate_hz, stride[k] * rate_hz,
+                                min_rise_mps2=min_impact_rise_mps2)
+                if hit is not None:
+                    ic[k] = start_s + hit / rate_hz
     else:
         ic = np.zeros(0)
     toe = np.full(max(0, len(ic) - 1), np.nan)
@@ -463,7 +559,7 @@ class GaitEventDetector:
         Which leg.
     start_s : float
         Session time of the first sample pushed (s).
-    min_swing_dps, min_rise_dps, ic_definition
+    min_swing_dps, min_rise_dps, ic_definition, toe_off_definition
         As in :func:`gait_events_shank`.
 
     Examples
@@ -479,14 +575,15 @@ class GaitEventDetector:
 
     def __init__(self, rate_hz: float, *, side: str, start_s: float = 0.0,
                  min_swing_dps: float = MIN_SWING_DPS, min_rise_dps: float = MIN_RISE_DPS,
-                 ic_definition: IcDefinition = "midpoint") -> None:
+                 ic_definition: IcDefinition = "midpoint",
+                 toe_off_definition: ToeOffDefinition = "backswing_onset") -> None:
         if rate_hz <= 0:
             raise ValueError("rate_hz must be positive")
         self.rate_hz = float(rate_hz)
         self.side = side
         self.start_s = float(start_s)
         self._kw = {"min_swing_dps": min_swing_dps, "min_rise_dps": min_rise_dps,
-                    "ic_definition": ic_definition}
+                    "ic_definition": ic_definition, "toe_off_definition": toe_off_definition}
         self._buf = np.zeros(0)
         self._buf_start = 0  # absolute index of self._buf[0]
         self._last_peak = -1  # absolute index of the last emitted event's peak

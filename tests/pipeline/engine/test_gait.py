@@ -112,16 +112,22 @@ def test_shank_gyro_matches_truth_for_every_profile(profile: str) -> None:
         assert ev.valid[ev.ic_s[:-1] > sess.truth.phase("running")["start_s"] + 3.0].all()
 
 
-def test_shank_toe_off_error_is_reported_and_consistent() -> None:
-    """Toe-off = last minimum before mid-swing. Against the simulator's toe-off (the stride
-    phase ``stance_fraction``, which its kinematics do not encode) it runs ~+55–70 ms late but
-    is precise (SD ~4 ms): a constant offset, reported, not hidden."""
+@pytest.mark.parametrize("definition, low, high", [("swing_minimum", 30.0, 90.0),
+                                                    ("backswing_onset", -90.0, -30.0)])
+def test_shank_toe_off_error_is_reported_and_consistent(definition: str, low: float,
+                                                        high: float) -> None:
+    """The simulator's toe-off truth (the stride phase ``stance_fraction``) is not encoded in
+    its kinematics: the walking landmark (last minimum before mid-swing) reads ~+55–70 ms
+    after it, the running one (onset of the backward swing) ~−57 ms before it, both precise
+    (SD ~4 ms). Constant offsets, reported, not hidden; the running landmark's accuracy is
+    checked against a force plate on real running (tests/pipeline/test_real_running.py)."""
     sess = session("healthy")
     for side in "lr":
-        ev = gait_events_shank(gyro_z(sess, side), FS, side=side)
+        ev = gait_events_shank(gyro_z(sess, side), FS, side=side,
+                               toe_off_definition=definition)
         err = toe_off_errors_ms(ev, sess, side)
         assert len(err) >= 0.95 * ev.n_strides - 3
-        assert 30.0 <= np.median(err) <= 90.0, np.median(err)
+        assert low <= np.median(err) <= high, np.median(err)
         assert np.std(err) <= 10.0
         # Toe-off lies inside its stride, in the first half (stance ~36 %).
         frac = (ev.toe_off_s - ev.ic_s[:-1]) / np.diff(ev.ic_s)
