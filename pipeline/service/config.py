@@ -33,6 +33,8 @@ Example ``pipeline.toml`` (every key optional)::
     max_streams = 16         # per station
     max_stations = 500       # per process
     idle_close_s = 60        # a station's recordings are closed after this long idle
+    description_interval_s = 1   # a stream's description changes at most this often
+    max_epochs = 8           # epochs remembered per stream for de-duplication
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ __all__ = ["Partition", "PipelineConfig", "check_directories", "default_state_di
 _TOP_KEYS = {"state_dir", "recordings_dir", "partition", "broker", "store", "batch",
              "metrics", "log_interval_s", "limits"}
 _LIMIT_KEYS = {"max_past_s", "max_future_s", "max_jump_s", "max_streams", "max_stations",
-               "idle_close_s", "quarantine_keep", "quarantine_bytes"}
+               "idle_close_s", "quarantine_keep", "quarantine_bytes", "description_interval_s",
+               "max_epochs"}
 
 
 def default_state_dir() -> Path:

@@ -57,6 +57,7 @@ REASONS = (
     "too_many_streams",  # a description beyond limits.max_streams for the station
     "too_many_stations", # a station beyond limits.max_stations (counted under "_overflow")
     "quarantined",       # handling it failed unexpectedly: kept in the state DB's quarantine
+    "description_churn", # a description changed again within limits.description_interval_s
 )
 
 #: (station, stream, epoch, seq): what identifies a frame (docs/protocol.md).
@@ -182,6 +183,23 @@ class DedupIndex:
     def __init__(self, stored: dict[StreamKey, SeenSet] | None = None) -> None:
         self._stored: dict[StreamKey, SeenSet] = stored or {}
         self._pending: set[FrameKey] = set()
+        self._epochs: dict[tuple[str, str], list[int]] = {}  # (station, stream) -> epochs
+        for station, stream, epoch in sorted(self._stored, key=lambda k: (k[0], k[1])):
+            self._epochs.setdefault((station, stream), []).append(epoch)
+
+    def limit_epochs(self, key: FrameKey, keep: int) -> list[StreamKey]:
+        """Note the frame's epoch; beyond ``keep`` epochs of its stream forget the oldest
+        (returned, for :meth:`StateDB.forget_seen`), so an epoch flood stays bounded."""
+        epochs = self._epochs.setdefault(key[:2], [])
+        if key[2] in epochs:
+            return []
+        epochs.append(key[2])
+        forgotten = []
+        while len(epochs) > keep:
+            old = (key[0], key[1], epochs.pop(0))
+            self._stored.pop(old, None)
+            forgotten.append(old)
+        return forgotten
 
     def check(self, key: FrameKey) -> str:
         if key in self._pending:
@@ -204,6 +222,9 @@ class DedupIndex:
         :meth:`release`, so a redelivered copy waits for its original's write."""
         changed: dict[StreamKey, SeenSet] = {}
         for key in keys:
+            epochs = self._epochs.get(key[:2])
+            if epochs is not None and key[2] not in epochs:
+                continue  # an epoch forgotten meanwhile (limit_epochs): not remembered again
             seen = self._stored.setdefault(key[:3], SeenSet())
             seen.add(key[3])
             changed[key[:3]] = seen
@@ -298,6 +319,11 @@ class StateDB:
                                  "body BLOB, error TEXT)")
 
     # dedup
+    def forget_seen(self, keys: Iterable[StreamKey]) -> None:
+        with self._lock, self._db:
+            self._db.executemany("DELETE FROM seen WHERE station = ? AND stream = ? AND "
+                                 "epoch = ?", list(keys))
+
     def load_seen(self) -> dict[StreamKey, SeenSet]:
         with self._lock:
             rows = self._db.execute("SELECT station, stream, epoch, first, low, extra "

@@ -46,6 +46,12 @@ class IngestLimits:
     max_stations: int = 500
     #: A station's recording files are closed after this long without a frame (s).
     idle_close_s: float = 60.0
+    #: A stream's description may change at most once per this interval (s): each change is
+    #: written to the state DB and every open recording.
+    description_interval_s: float = 1.0
+    #: Epochs remembered per stream for de-duplication; a new one beyond it forgets the
+    #: oldest (an epoch changes only when an agent lost its spool).
+    max_epochs: int = 8
     #: Messages kept in the quarantine table (oldest dropped first), and bytes per message.
     quarantine_keep: int = 200
     quarantine_bytes: int = 64 * 1024
@@ -53,10 +59,12 @@ class IngestLimits:
     def problems(self) -> list[str]:
         """What is wrong with these settings (empty when usable)."""
         out = []
-        for name in ("max_past_s", "max_future_s", "max_jump_s", "idle_close_s"):
+        for name in ("max_past_s", "max_future_s", "max_jump_s", "idle_close_s",
+                     "description_interval_s"):
             if not getattr(self, name) > 0:
                 out.append(f"limits.{name} must be > 0 s")
-        for name in ("max_streams", "max_stations", "quarantine_keep", "quarantine_bytes"):
+        for name in ("max_streams", "max_stations", "quarantine_keep", "quarantine_bytes",
+                     "max_epochs"):
             if not getattr(self, name) >= 1:
                 out.append(f"limits.{name} must be at least 1")
         return out

@@ -569,6 +569,7 @@ class Pipeline:
         self._ingest: dict[str, dict[str, Any]] = {}  # station -> last rejection, gaps seen
         self._ingest_due: dict[str, float] = {}  # station -> monotonic time of next publish
         self._last_frame: dict[str, float] = {}  # station -> monotonic time of its last frame
+        self._described_at: dict[tuple[str, str], float] = {}  # latest description change
         self._idle_check = 0.0  # monotonic time of the next look for idle stations
 
         client = make_client(config.broker, config.client_id, clean_session=False,
@@ -872,6 +873,17 @@ class Pipeline:
                          "(limits.max_streams) are kept: publish only the streams the "
                          "station has", msg)
             return
+        old = st.descriptions.get(stream)
+        if old is not None and old.to_json() != description.to_json():
+            now, interval = time.monotonic(), self.config.limits.description_interval_s
+            if now - self._described_at.get((station, stream), -math.inf) < interval:
+                self._reject(station, "description_churn", f"stream {stream!r} changed its "
+                             f"description again within {interval:g} s "
+                             "(limits.description_interval_s); each change is written to the "
+                             "state and the recordings: publish a stream's description once, "
+                             "and again only when it changes", msg)
+                return
+            self._described_at[(station, stream)] = now
         if st.describe(description):
             self.state.save_description(station, description)
         self._ack(msg)
@@ -1098,6 +1110,14 @@ class Pipeline:
             return
         self._last_frame[station] = time.monotonic()
         st.accept(frame, msg.payload)  # raises before anything is reserved: quarantined
+        forgotten = self.dedup.limit_epochs(key, self.config.limits.max_epochs)
+        if forgotten:  # an epoch flood must not grow the index: the oldest are forgotten
+            self.state.forget_seen(forgotten)
+            self.say(logging.WARNING, f"epochs:{station}", "station %s: stream %s started "
+                     "epoch %d, more than limits.max_epochs = %d; the oldest epoch's record "
+                     "of stored frames is forgotten (an epoch changes only when an agent "
+                     "loses its spool: check the station)", station, stream, frame.epoch,
+                     self.config.limits.max_epochs)
         self.dedup.reserve(key)
         self.gaps.add(station, stream, frame.seq, frame.epoch)
         if st.jumps:

@@ -203,3 +203,26 @@ def test_the_protocol_doc_lists_every_rejection_reason():
     section = text.split("## Bounds and rejections", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"^\| `([a-z_]+)` \|", section, re.M))
     assert listed == set(REASONS)
+
+
+def test_description_churn_and_epoch_floods_stay_bounded(tmp_path):
+    h = Harness(tmp_path, IngestLimits(max_epochs=3, description_interval_s=30))
+    try:
+        h.send("hipstride/v1/tm/streams/emg", EMG.to_json())
+        h.send("hipstride/v1/tm/streams/emg", EMG.to_json())  # a reconnect: the same
+        for gain in (2.0, 3.0, 4.0):
+            h.send("hipstride/v1/tm/streams/emg", description(gain=gain))
+        base = now_ns()
+        for epoch in range(10):
+            h.send("hipstride/v1/tm/frames/emg", emg_frame(0, base + epoch * 10**6,
+                                                           epoch=epoch))
+        h.flush()
+        assert sorted(h.wire.acks) == sorted(h.sent)
+        assert h.rejected("tm") == {"description_churn": 2}
+        assert h.pipeline.stations["tm"].descriptions["emg"].gain == 2.0
+        assert sorted(k[2] for k in h.pipeline.dedup._stored) == [7, 8, 9]
+        assert sorted(k[2] for k in h.pipeline.state.load_seen()) == [7, 8, 9]
+        with sqlite3.connect(tmp_path / "store.db") as db:
+            assert db.execute("SELECT COUNT(*) FROM frames").fetchone()[0] == 10
+    finally:
+        h.close()
