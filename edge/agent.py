@@ -74,7 +74,7 @@ class Agent:
         self._next_ack_commit = 0.0
         self.confirming = config.require_store_confirmation
         self.marks = StoreMarks(self.station, self.spool.epoch)
-        self._marks_in: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self._marks_in: queue.SimpleQueue[tuple[bytes, bool]] = queue.SimpleQueue()
         self._reconnected = threading.Event()
         self._resend_until = 0  # spool ids up to this one, sent again, count as resent
         self._resends = 0
@@ -107,7 +107,7 @@ class Agent:
 
     def _on_message(self, client, userdata, message) -> None:
         if message.topic == self._stored_topic:
-            self._marks_in.put(message.payload)
+            self._marks_in.put((message.payload, bool(message.retain)))
         else:
             self._commands.put(message.payload)
 
@@ -274,13 +274,13 @@ class Agent:
         """Apply the pipeline's store confirmations that arrived (a bad one is logged)."""
         while True:
             try:
-                payload = self._marks_in.get_nowait()
+                payload, retained = self._marks_in.get_nowait()
             except queue.Empty:
                 return
             if not payload:  # the retained confirmation was cleared
                 continue
-            try:
-                self.marks.take(payload, now)
+            try:  # a retained copy (sent on subscribing) is old: it says nothing of liveness
+                self.marks.take(payload, now, live=not retained)
             except MarkError as err:
                 self._bad_marks += 1
                 if self._bad_marks in (1, 10, 100) or self._bad_marks % 1000 == 0:

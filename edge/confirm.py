@@ -81,14 +81,17 @@ class StoreMarks:
         self.messages = 0
         self.changed: set[str] = set()  # streams whose runs changed since the last look
 
-    def take(self, payload: bytes, now: float) -> None:
-        """Apply one ``…/stored`` message; raises :class:`MarkError` (nothing applied)."""
+    def take(self, payload: bytes, now: float, *, live: bool = True) -> None:
+        """Apply one ``…/stored`` message; raises :class:`MarkError` (nothing applied).
+        ``live``: it was just published (not the broker's retained copy), so a pipeline is
+        confirming now."""
         marks = parse_mark(payload, self.station, self.epoch)
         for stream, (seq, runs) in marks.items():
             if self.runs.get(stream) != runs:
                 self.changed.add(stream)
             self.runs[stream], self.seq[stream] = runs, seq
-        self.heard_at = now
+        if live:
+            self.heard_at = now
         self.messages += 1
 
     def confirming(self, now: float) -> bool:

@@ -58,3 +58,11 @@ def test_tap_shows_how_far_behind_the_store_is():
     assert store_line({"store": {"confirmation": "off", "state": "off"}}) == \
         ", store confirmation off"
     assert store_line({"state": "online"}) == ""      # an agent before protocol 1.1
+
+
+def test_a_retained_copy_covers_frames_but_does_not_mean_a_pipeline_is_there():
+    marks = StoreMarks("tm1", epoch=7)
+    marks.take(_mark({"emg": {"epoch": 7, "seq": 3, "ranges": [[0, 3]]}}), now=1.0, live=False)
+    assert marks.runs == {"emg": [(0, 3)]} and not marks.confirming(1.0)
+    marks.take(_mark({"emg": {"epoch": 7, "seq": 3, "ranges": [[0, 3]]}}), now=2.0)
+    assert marks.confirming(2.0)
