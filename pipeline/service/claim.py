@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -42,6 +43,7 @@ from .config import PipelineConfig
 __all__ = ["CLAIM_WAIT_S", "HEARTBEAT_S", "Claim", "ClaimBody", "PartitionTaken",
            "ensure_free"]
 
+log = logging.getLogger("hipstride.pipeline")
 CLAIM_VERSION = 1
 #: A running pipeline restates its claim this often (s).
 HEARTBEAT_S = 2.0
@@ -190,8 +192,16 @@ def ensure_free(config: PipelineConfig, *, wait_s: float = CLAIM_WAIT_S) -> None
             holder.append(body)
             live.set()
 
+    def on_subscribe(_c: Any, _u: Any, _mid: Any, reason_codes: Any, _p: Any) -> None:
+        if any(getattr(rc, "is_failure", False) for rc in reason_codes):
+            log.warning("the broker refused the subscription to %s: this pipeline cannot see "
+                        "whether another process runs partition %s. Give the pipeline account "
+                        "`topic readwrite %s` (in the deployment: run `hipstride admin init` "
+                        "again and reload the broker)", topic, p, topics.pipeline_claims())
+        subscribed.set()
+
     client.on_message = on_message
-    client.on_subscribe = lambda *_a: subscribed.set()
+    client.on_subscribe = on_subscribe
     connection = Connection(client, config.broker)
     connection.on_connect(lambda _sp: client.subscribe(topic, qos=0))
     connection.open(keepalive_s=config.keepalive_s, timeout_s=config.connect_timeout_s)
