@@ -13,6 +13,7 @@ as subprocesses, the run's real influxd (1.6.7, auth on), the ``influx`` CLI as 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -36,8 +37,8 @@ DROP_SLACK_FRAMES = 5
 
 def names(prefix: str) -> tuple[str, tuple[str, str]]:
     """A fresh database name and a fresh (non-admin) user for one test on the shared server."""
-    n = next(_ids)
-    return f"{prefix}_{n}", (f"{prefix}_user_{n}", f"secret-{n}")
+    n = f"{os.getpid()}_{next(_ids)}"  # unique on the run's shared server
+    return f"lcb_{prefix}_{n}", (f"lcb_{prefix}_user_{n}", f"secret-{n}")
 
 
 def start_edge(broker: Mosquitto, tmp_path: Path, duration_s: float) -> subprocess.Popen:
@@ -227,7 +228,7 @@ def test_refused_batches_replayed_once_the_conflict_is_fixed(broker, influxd, tm
     assert again.returncode == 0 and "no refused batches" in again.stdout
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(120)
 def test_database_dropped_under_a_plain_account_is_an_outage(broker, influxd, tmp_path):
     db, user = names("outage")
     influxd.create_database(db, users=dict([user]))
@@ -249,7 +250,8 @@ def test_database_dropped_under_a_plain_account_is_an_outage(broker, influxd, tm
         time.sleep(1.0)
         influxd.create_database(db, users=dict([user]))  # an admin puts it back
         assert edge.wait(40) == 0
-        wait_until(lambda: all_in(influxd, db, tmp_path), 30, "the spool replayed")
+        # the spool's retry backs off (1 s doubling): the next try may be up to 16 s away
+        wait_until(lambda: all_in(influxd, db, tmp_path), 45, "the spool replayed")
         metrics = p.metrics()
         assert metrics["hipstride_pipeline_refused_batches"] == 0
         assert metrics["hipstride_pipeline_store_up"] == 1

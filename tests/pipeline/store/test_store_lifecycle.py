@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,7 +29,8 @@ _names = itertools.count()
 
 
 def fresh_name(prefix: str) -> str:
-    return f"{prefix}_{next(_names)}"
+    """Unique on the run's shared server (other modules make databases there too)."""
+    return f"lc_{prefix}_{os.getpid()}_{next(_names)}"
 
 
 def frames(n: int) -> list[FrameRecord]:
