@@ -448,7 +448,7 @@ def _join_kinematics(parts: list[Kinematics]) -> Kinematics | None:
     quality = dict(parts[0].quality)
     quality["parts_after_holes"] = [{k: v for k, v in p.quality.items() if k != "problems"}
                                     for p in parts[1:]]
-    return Kinematics(
+    joined = Kinematics(
         rate_hz=rate, start_s=start,
         hip_flexion_deg={s: join(lambda k, s=s: k.hip_flexion_deg.get(s)) for s in hip_keys},
         pelvic_tilt_deg=join(lambda k: k.pelvic_tilt_deg),
@@ -456,6 +456,17 @@ def _join_kinematics(parts: list[Kinematics]) -> Kinematics | None:
         sagittal_rate_dps={s: join(lambda k, s=s: k.sagittal_rate_dps.get(s))
                            for s in seg_keys},
         quality=quality)
+    # Every other per-segment series of the kinematics (e.g. the axial specific force the
+    # thigh gait events may use) is joined the same way.
+    extra = {f.name: getattr(parts[0], f.name) for f in dataclasses.fields(Kinematics)
+             if f.name not in {"rate_hz", "start_s", "hip_flexion_deg", "pelvic_tilt_deg",
+                               "sagittal_deg", "sagittal_rate_dps", "quality"}}
+    for name, value in extra.items():
+        if isinstance(value, dict):
+            keys = sorted({s for k in parts for s in getattr(k, name)})
+            joined = dataclasses.replace(joined, **{name: {
+                s: join(lambda k, s=s, name=name: getattr(k, name).get(s)) for s in keys}})
+    return joined
 
 
 def _muscle_activity(emg: EmgData, ic_s: np.ndarray, mvc: EmgData | None,

@@ -25,6 +25,7 @@ settles less. The tilt reference is the vertical (the learned running reference 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 
@@ -98,6 +99,7 @@ def kinematics_resumed(imus: Mapping[str, ImuData], static: Mapping[str, ImuCali
                          + (", ".join(sorted(imus)) or "none"))
     angle: dict[str, NDArray[np.float64]] = {}
     rate: dict[str, NDArray[np.float64]] = {}
+    axial: dict[str, NDArray[np.float64]] = {}  # specific force along the long axis
     quality: dict[str, object] = {"misalignment_deg": {}, "calibration_method": {},
                                   "gyro_bias_dps": {}, "tilt_reference": {}}
     for seg, imu in imus.items():
@@ -114,6 +116,7 @@ def kinematics_resumed(imus: Mapping[str, ImuData], static: Mapping[str, ImuCali
                                   heading_window_s=heading_window_s)
         rate[seg] = (np.asarray(imu.gyr_dps, float) - cal.gyro_bias_dps) @ \
             cal.segment_to_sensor[:, 2]
+        axial[seg] = np.asarray(imu.acc_mps2, float) @ cal.segment_to_sensor[:, 1]
         quality["misalignment_deg"][seg] = cal.misalignment_deg
         quality["calibration_method"][seg] = cal.method
         quality["gyro_bias_dps"][seg] = cal.gyro_bias_dps.tolist()
@@ -132,12 +135,16 @@ def kinematics_resumed(imus: Mapping[str, ImuData], static: Mapping[str, ImuCali
         for seg, imu in imus.items():
             angle[seg] = np.interp(t, imu.time_s, angle[seg])
             rate[seg] = np.interp(t, imu.time_s, rate[seg])
+            axial[seg] = np.interp(t, imu.time_s, axial[seg])
     pelvis = angle.get("pelvis")
     hip = {s: angle[f"thigh_{s}"] - (pelvis if pelvis is not None else 0.0)
            for s in SIDES if f"thigh_{s}" in angle}
     quality["hip_reference"] = "pelvis" if pelvis is not None else "world_vertical"
     quality["resampled"] = resampled
     quality["segments"] = sorted(imus)
-    return Kinematics(rate_hz=rate_hz, start_s=start_s, hip_flexion_deg=hip,
-                      pelvic_tilt_deg=None if pelvis is None else -pelvis,
-                      sagittal_deg=angle, sagittal_rate_dps=rate, quality=quality)
+    kin = Kinematics(rate_hz=rate_hz, start_s=start_s, hip_flexion_deg=hip,
+                     pelvic_tilt_deg=None if pelvis is None else -pelvis,
+                     sagittal_deg=angle, sagittal_rate_dps=rate, quality=quality)
+    if "axial_acc_mps2" in {f.name for f in dataclasses.fields(Kinematics)}:
+        kin = dataclasses.replace(kin, axial_acc_mps2=axial)  # as kinematics_from_imu
+    return kin
