@@ -94,7 +94,8 @@ def gait_events(kinematics: Kinematics, side: str) -> GaitEvents | None:
                                  start_s=kinematics.start_s, side=side)
     if thigh in kinematics.sagittal_deg:
         return gait_events_thigh(kinematics.sagittal_deg[thigh], kinematics.rate_hz,
-                                 start_s=kinematics.start_s, side=side)
+                                 start_s=kinematics.start_s, side=side,
+                                 axial_acc_mps2=kinematics.axial_acc_mps2.get(thigh))
     return None
 
 

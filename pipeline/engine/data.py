@@ -57,7 +57,9 @@ class Kinematics:
 
     Hip flexion is positive (extension negative) per side; pelvic tilt is positive anterior;
     ``sagittal_rate_dps`` is each segment's angular velocity about its medio-lateral axis
-    (positive = the segment swinging forward), what gait-event detection runs on.
+    (positive = the segment swinging forward), what gait-event detection runs on;
+    ``axial_acc_mps2`` each segment's specific force along its long axis (+superior), where
+    the thigh sees foot-strike impacts.
     """
 
     rate_hz: float
@@ -67,6 +69,7 @@ class Kinematics:
     sagittal_deg: dict[str, np.ndarray]  # segment -> (n,)
     sagittal_rate_dps: dict[str, np.ndarray]  # segment -> (n,)
     quality: dict[str, object] = field(default_factory=dict)
+    axial_acc_mps2: dict[str, np.ndarray] = field(default_factory=dict)  # segment -> (n,)
 
     @property
     def n_samples(self) -> int:

@@ -217,6 +217,7 @@ def kinematics_from_imu(imus: Mapping[str, ImuData], *, standing: tuple[float, f
                              "gyro samples")
     angle: dict[str, NDArray[np.float64]] = {}
     rate: dict[str, NDArray[np.float64]] = {}
+    axial: dict[str, NDArray[np.float64]] = {}
     quality: dict[str, object] = {"misalignment_deg": {}, "calibration_method": {},
                                   "gyro_bias_dps": {}, "tilt_reference": {}}
     for seg, imu in imus.items():
@@ -235,6 +236,7 @@ def kinematics_from_imu(imus: Mapping[str, ImuData], *, standing: tuple[float, f
         angle[seg] = imu_sagittal(rot, imu.rate_hz, heading_window_s=heading_window_s)
         rate[seg] = (np.asarray(imu.gyr_dps, float) - cal.gyro_bias_dps) @ cal.segment_to_sensor[
             :, 2]
+        axial[seg] = np.asarray(imu.acc_mps2, float) @ cal.segment_to_sensor[:, 1]
         quality["misalignment_deg"][seg] = cal.misalignment_deg
         quality["calibration_method"][seg] = cal.method
         quality["gyro_bias_dps"][seg] = cal.gyro_bias_dps.tolist()
@@ -249,6 +251,7 @@ def kinematics_from_imu(imus: Mapping[str, ImuData], *, standing: tuple[float, f
         for seg, imu in imus.items():
             angle[seg] = np.interp(t, imu.time_s, angle[seg])
             rate[seg] = np.interp(t, imu.time_s, rate[seg])
+            axial[seg] = np.interp(t, imu.time_s, axial[seg])
 
     pelvis = angle.get("pelvis")
     hip = {s: angle[f"thigh_{s}"] - (pelvis if pelvis is not None else 0.0)
@@ -258,7 +261,8 @@ def kinematics_from_imu(imus: Mapping[str, ImuData], *, standing: tuple[float, f
     quality["segments"] = sorted(imus)
     return Kinematics(rate_hz=rate_hz, start_s=start_s, hip_flexion_deg=hip,
                       pelvic_tilt_deg=None if pelvis is None else -pelvis,
-                      sagittal_deg=angle, sagittal_rate_dps=rate, quality=quality)
+                      sagittal_deg=angle, sagittal_rate_dps=rate, quality=quality,
+                      axial_acc_mps2=axial)
 
 
 def _common_time_base(imus: Mapping[str, ImuData]) -> tuple[float, float, bool]:

@@ -629,7 +629,8 @@ class StreamingEngine:
                 found = [(e.ic_s, e.toe_off_s) for e in det.push(seg.rate.get(i0, i1))]
                 method = "shank_gyro"
             else:
-                found = [(t, math.nan) for t in det.push(seg.angle.get(i0, i1))]
+                found = [(t, math.nan) for t in det.push(seg.angle.get(i0, i1),
+                                                          seg.axial.get(i0, i1))]
                 method = "thigh_flexion"
             self._fed[side] = i1
             for ic, toe in found:

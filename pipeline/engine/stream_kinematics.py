@@ -30,6 +30,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.signal import find_peaks
 
 from .data import ImuData
+from .gait import MIN_IMPACT_RISE_MPS2, impact_ic
 from .imu import BIAS_TIME_CONSTANT_S, HEADING_WINDOW_S, REFERENCE_DELAY_S, REFERENCE_S
 from .imu import _matrix_to_quat as matrix_to_quat
 from .imu_calibration import (
@@ -137,6 +138,7 @@ class SegmentStream:
         self.rot = SampleBuffer((3, 3))  # segment → world, static axes (heading not fixed)
         self.angle = SampleBuffer(())  # final sagittal angle (deg)
         self.rate = SampleBuffer(())  # final sagittal rate (deg/s)
+        self.axial = SampleBuffer(())  # specific force along the long axis (m/s²)
         self.static: ImuCalibration | None = None
         self.functional: ImuCalibration | None = None
         self.standing_rotation: NDArray[np.float64] | None = None  # h
@@ -275,6 +277,7 @@ class SegmentStream:
         self.rot.reset(i0)
         self.angle.reset(i0)
         self.rate.reset(i0)
+        self.axial.reset(i0)
         self._resets.append(i0)
         if stored is None:
             self._run_filter()
@@ -366,6 +369,7 @@ class SegmentStream:
             self.angle.append(self._sagittal(r))
             g = self.gyr.get(i0, i1) - self.functional.gyro_bias_dps
             self.rate.append(g @ c[:, 2])
+            self.axial.append(self.acc.get(i0, i1) @ c[:, 1])
         self.trim()
 
     def _sagittal(self, rot: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -398,7 +402,7 @@ class SegmentStream:
         if self.functional is None:
             return
         i = self.acc.end - self.keep
-        for buf in (self.acc, self.gyr, self.rot, self.angle, self.rate):
+        for buf in (self.acc, self.gyr, self.rot, self.angle, self.rate, self.axial):
             buf.keep_from(i)
         self.gaps = [g for g in self.gaps if g[1] > i]
 
@@ -421,7 +425,10 @@ class ThighEventDetector:
     it must reach ``rel_rom`` of the median prominence of the previous (up to 8) peaks; IC is
     ``ic_fraction`` of the *previous* peak-to-peak interval after it (offline: the mean of the
     intervals on both sides), so ICs differ from offline by ``ic_fraction`` × half the change
-    of stride time — a few ms — and the first peak gives no IC.
+    of stride time — a few ms — and the first peak gives no IC. With the thigh's axial
+    acceleration pushed too, each IC moves to the foot-strike impact
+    (:func:`.gait.impact_ic`, the same landmark as offline, inside a window that ends
+    before the peak is confirmed).
 
     Parameters
     ----------
@@ -429,14 +436,15 @@ class ThighEventDetector:
         Sampling rate (Hz).
     start_s : float
         Session time of the first sample pushed (s).
-    ic_fraction, min_rom_deg, rel_rom, min_stride_s, max_stride_s
+    ic_fraction, min_rom_deg, rel_rom, min_impact_rise_mps2, min_stride_s, max_stride_s
         As in :func:`.gait.gait_events_thigh`.
     """
 
     buffer_s = 4.0
 
     def __init__(self, rate_hz: float, *, start_s: float = 0.0, ic_fraction: float = 0.14,
-                 min_rom_deg: float = 20.0, rel_rom: float = 0.6, min_stride_s: float = 0.5,
+                 min_rom_deg: float = 20.0, rel_rom: float = 0.6,
+                 min_impact_rise_mps2: float = MIN_IMPACT_RISE_MPS2, min_stride_s: float = 0.5,
                  max_stride_s: float = 1.2) -> None:
         self.rate_hz = float(rate_hz)
         self.start_s = float(start_s)
@@ -444,18 +452,27 @@ class ThighEventDetector:
         self.min_rom_deg = min_rom_deg
         self.rel_rom = rel_rom
         self.limits = (min_stride_s, max_stride_s)
+        self.min_impact_rise_mps2 = min_impact_rise_mps2
         self._buf = np.zeros(0)
+        self._acc = np.zeros(0)
         self._buf_start = 0
         self._last_peak = -1
         self._prominences: list[float] = []
         self._last_t: float | None = None
 
-    def push(self, flexion_deg: ArrayLike) -> list[float]:
-        """Add thigh angles (deg); return the ICs (session s) they confirm."""
+    def push(self, flexion_deg: ArrayLike, axial_acc_mps2: ArrayLike | None = None
+             ) -> list[float]:
+        """Add thigh angles (deg), and optionally the same samples' axial acceleration
+        (m/s²); return the ICs (session s) they confirm."""
         x = np.asarray(flexion_deg, dtype=float).ravel()
         if not len(x):
             return []
+        acc = (np.full(len(x), np.nan) if axial_acc_mps2 is None
+               else np.asarray(axial_acc_mps2, dtype=float).ravel())
+        if len(acc) != len(x):
+            raise ValueError(f"{len(acc)} axial acceleration samples for {len(x)} angles")
         self._buf = np.r_[self._buf, x]
+        self._acc = np.r_[self._acc, acc]
         settle = round(0.4 * self.rate_hz)
         peaks, props = find_peaks(self._buf, prominence=self.min_rom_deg,
                                   distance=max(1, settle))
@@ -476,11 +493,18 @@ class ThighEventDetector:
             if self._last_t is not None:
                 d = t - self._last_t
                 if self.limits[0] <= d <= self.limits[1]:
-                    out.append(t + self.ic_fraction * d)
+                    ic = t + self.ic_fraction * d
+                    hit = impact_ic(self._acc, self.rate_hz,
+                                    (ic - self.start_s) * self.rate_hz - self._buf_start,
+                                    d * self.rate_hz, min_rise_mps2=self.min_impact_rise_mps2)
+                    if hit is not None:
+                        ic = self.start_s + (hit + self._buf_start) / self.rate_hz
+                    out.append(ic)
             self._last_t = t
         keep = round(self.buffer_s * self.rate_hz)
         if len(self._buf) > keep:
             drop = len(self._buf) - keep
             self._buf = self._buf[drop:]
+            self._acc = self._acc[drop:]
             self._buf_start += drop
         return out
