@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 __all__ = ["PIPELINE_SILENCE_S", "MarkError", "StoreMarks", "parse_mark"]
 
@@ -40,8 +41,10 @@ def _runs(value: object, where: str) -> Runs:
     return runs
 
 
-def parse_mark(payload: bytes, station: str, epoch: int) -> dict[str, tuple[int, Runs]]:
-    """stream -> (contiguous ``seq``, runs held) of ``epoch``; other epochs are left out."""
+def parse_mark(payload: bytes, station: str, epoch: int
+               ) -> tuple[dict[str, tuple[int, Runs]], int | None]:
+    """(stream -> (contiguous ``seq``, runs held) of ``epoch``, the message's ``time_ns``);
+    other epochs are left out."""
     try:
         body = json.loads(payload)
     except ValueError as err:
@@ -66,7 +69,8 @@ def parse_mark(payload: bytes, station: str, epoch: int) -> dict[str, tuple[int,
         if not isinstance(seq, int) or isinstance(seq, bool):
             raise MarkError(f"{where}: 'seq' must be an integer")
         out[stream] = (seq, _runs(entry.get("ranges"), where))
-    return out
+    sent = body.get("time_ns")
+    return out, sent if isinstance(sent, int) and not isinstance(sent, bool) else None
 
 
 class StoreMarks:
@@ -84,8 +88,11 @@ class StoreMarks:
     def take(self, payload: bytes, now: float, *, live: bool = True) -> None:
         """Apply one ``…/stored`` message; raises :class:`MarkError` (nothing applied).
         ``live``: it was just published (not the broker's retained copy), so a pipeline is
-        confirming now."""
-        marks = parse_mark(payload, self.station, self.epoch)
+        confirming now — unless its ``time_ns`` is older than :data:`PIPELINE_SILENCE_S`
+        (a copy the broker queued while the agent was away)."""
+        marks, sent_ns = parse_mark(payload, self.station, self.epoch)
+        if sent_ns is not None and time.time_ns() - sent_ns > PIPELINE_SILENCE_S * 1e9:
+            live = False
         for stream, (seq, runs) in marks.items():
             if self.runs.get(stream) != runs:
                 self.changed.add(stream)

@@ -13,8 +13,9 @@ confirmation the broker may have lost) and which it refused (:meth:`refused`: a 
 for its content is *settled* — counted on ``…/ingest`` — and confirmed too, else the agent
 would keep and resend it for ever; one a resend can cure, damaged in transit or of a stream
 not yet described, is not); :meth:`tick` publishes, per station, at most every
-:data:`MARK_INTERVAL_S` while something changed, and every :data:`MARK_REFRESH_S` anyway, so
-an agent can tell a pipeline that stores nothing new from one that is gone.
+:data:`MARK_INTERVAL_S` while something changed, and every :data:`MARK_REFRESH_S` anyway while
+the station sends (:data:`MARK_ACTIVE_S`), so an agent can tell a pipeline that stores nothing
+new from one that is gone.
 """
 
 from __future__ import annotations
@@ -34,8 +35,11 @@ __all__ = ["MARK_INTERVAL_S", "MARK_REFRESH_S", "MARK_VERSION", "MAX_RANGES", "C
 MARK_VERSION = 1
 #: A station's confirmation at most this often while frames are being stored (s).
 MARK_INTERVAL_S = 0.5
-#: ... and at least this often while the pipeline knows the station (s), unchanged or not.
+#: ... and at least this often while the station sends (s), unchanged or not.
 MARK_REFRESH_S = 2.0
+#: A station counts as sending for this long after its last frame (s): no refreshes queue up
+#: in the broker for an agent that is gone.
+MARK_ACTIVE_S = 60.0
 #: Runs of stored sequence numbers per stream in one message (the lowest ones).
 MAX_RANGES = 32
 
@@ -90,13 +94,17 @@ class Confirmations:
         self._changed: set[str] = set()
         self._refused: dict[tuple[str, str, int], set[int]] = {}
         self._last: dict[str, float] = {}  # station -> monotonic time of its last message
+        self._active: dict[str, float] = {}  # station -> monotonic time of its last frame
+        self.active_s = MARK_ACTIVE_S
         self.published = 0
 
     def stored(self, keys: Iterable[FrameKey]) -> None:
         """These frames are durable now (the batch is written or spooled)."""
+        now = time.monotonic()
         for station, stream, epoch, _seq in keys:
             self._epochs.setdefault(station, {})[stream] = epoch
             self._changed.add(station)
+            self._active[station] = now
 
     def seen_again(self, key: FrameKey) -> None:
         """A frame already stored came again: its sender may lack the confirmation."""
@@ -119,14 +127,16 @@ class Confirmations:
             seqs.add(frame.seq)
             self._epochs.setdefault(station, {})[parsed.stream] = frame.epoch
             self._changed.add(station)
+            self._active[station] = time.monotonic()
 
     def tick(self, now: float | None = None) -> None:
         """Publish every confirmation that is due."""
         now = time.monotonic() if now is None else now
         for station in self._epochs:
             last = self._last.get(station, -float("inf"))
+            active = time.monotonic() - self._active.get(station, -float("inf")) < self.active_s
             due = (station in self._changed and now - last >= self.interval_s) or \
-                now - last >= self.refresh_s
+                (active and now - last >= self.refresh_s)
             if due:
                 self._publish(station, now)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -11,8 +12,8 @@ from hipstride.tap import store_line
 
 
 def _mark(streams, **extra) -> bytes:
-    return json.dumps({"version": 1, "station": "tm1", "time_ns": 1, "partition": "0/1",
-                       "streams": streams, **extra}).encode()
+    return json.dumps({"version": 1, "station": "tm1", "time_ns": time.time_ns(),
+                       "partition": "0/1", "streams": streams, **extra}).encode()
 
 
 def test_only_the_agents_epoch_counts_and_changes_are_noticed():
@@ -66,3 +67,9 @@ def test_a_retained_copy_covers_frames_but_does_not_mean_a_pipeline_is_there():
     assert marks.runs == {"emg": [(0, 3)]} and not marks.confirming(1.0)
     marks.take(_mark({"emg": {"epoch": 7, "seq": 3, "ranges": [[0, 3]]}}), now=2.0)
     assert marks.confirming(2.0)
+
+    old = json.loads(_mark({}))
+    old["time_ns"] -= int(PIPELINE_SILENCE_S * 2e9)    # queued by the broker while away
+    late = StoreMarks("tm1", epoch=7)
+    late.take(json.dumps(old).encode(), now=3.0)
+    assert late.messages == 1 and not late.confirming(3.0)

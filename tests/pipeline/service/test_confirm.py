@@ -85,3 +85,18 @@ def test_a_frame_refused_for_its_content_is_settled_one_a_resend_can_cure_is_not
     c.tick(now=0.0)
     assert sent[-1]["streams"]["emg"]["ranges"] == [[0, 3]]
     assert merge_runs([(0, 3), (8, 9)], [4, 6, 11], limit=3) == [(0, 4), (6, 6), (8, 9)]
+
+
+def test_no_refreshes_for_a_station_that_stopped_sending():
+    dedup = DedupIndex()
+    sent: list[dict] = []
+    c = Confirmations(dedup, lambda _t, b: sent.append(json.loads(b)), "0/1")
+    c.stored(_committed(dedup, [("tm1", "emg", 1, 0)]))
+    c.tick(now=0.0)
+    c.active_s = 0.0                       # the station's last frame is "long" ago
+    c.tick(now=100.0)
+    assert len(sent) == 1                  # nothing queues up for an agent that is gone
+    c.seen_again(("tm1", "emg", 1, 0))     # it is back
+    c.active_s = 60.0
+    c.tick(now=101.0)
+    assert len(sent) == 2
