@@ -345,3 +345,21 @@ def test_an_operator_account_reads_everything_on_the_services_listener_only(depl
         tm1.close()
     assert "user operator" in (site / "deploy/site/broker/services.acl").read_text()
     assert "operator" not in (site / "deploy/site/broker/acl").read_text()
+
+
+def test_init_moves_service_accounts_off_the_stations_listener(tmp_path):
+    """A site from before the two listeners had `pipeline` and `dashboard` in the stations'
+    files; `hipstride admin init` again moves them to the services' files."""
+    from hipstride import broker_auth
+
+    site = tmp_path / "site"
+    make_site(site, ("tm1",))
+    broker_dir = site / "deploy/site/broker"
+    broker_auth.set_password(broker_dir / "passwd", "pipeline", "old-secret-123")
+    broker_auth.set_acl(broker_dir / "acl", "pipeline", broker_auth.pipeline_rights())
+    done = hipstride("admin", "init", cwd=site)
+    assert "moved broker account pipeline" in done.stderr, done.stderr
+    assert set(broker_auth.read_passwd(broker_dir / "passwd")) == {"tm1"}
+    assert set(broker_auth.read_acl(broker_dir / "acl")) == {"tm1"}
+    assert set(broker_auth.read_passwd(broker_dir / "services.passwd")) == {"pipeline",
+                                                                             "dashboard"}
