@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from . import throttle
+from .safe import md
 
 __all__ = ["PASSWORD_ENV", "Access", "can_see", "current", "login_mode", "login_page", "require",
            "visible"]
@@ -139,9 +140,9 @@ def _oidc_access(st: Any) -> Access | None:
         return None
     account = accounts.get(email)
     if account is None:
-        st.error(f"**{email or 'This identity'} has no HipStride account.** Ask the "
-                 f"administrator to add it: `hipstride admin add-coach {email or 'EMAIL'}` "
-                 "(or `add-athlete`).")
+        who = md(email) if email else "This identity"
+        st.error(f"**{who} has no HipStride account.** Ask the administrator to add it with "
+                 f"`hipstride admin add-coach` (or `add-athlete`) and the name {who}.")
         st.button("Log out", on_click=st.logout)
         return None
     return access_for(account, accounts, "oidc")
@@ -249,7 +250,7 @@ def logout_button(access: Access) -> None:
     with st.sidebar:
         what = {"admin": "all athletes", "coach": "your athletes",
                 "athlete": "your sessions"}.get(access.role, "")
-        st.caption(f"Logged in as **{access.user}** ({access.role}: {what})")
+        st.caption(f"Logged in as **{md(access.user)}** ({md(access.role)}: {what})")
         if access.mode == "oidc":
             st.button("Log out", on_click=st.logout, key="logout")
         elif st.button("Log out", key="logout"):
