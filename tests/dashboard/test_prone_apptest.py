@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from hipstride import topics
 from hipstride.control import build_command, send_command
-from hipstride.dashboard import data, guide
+from hipstride.dashboard import auth, data, guide
 from hipstride.dashboard.safe import md
 from hipstride.edge.simulator import simulate
 from hipstride.pipeline.engine.phe import phe_analyze
@@ -108,3 +108,21 @@ def test_a_prone_result_on_the_broker_completes_the_step(monkeypatch, tmp_path, 
             assert md(sentence) in text  # shown as text: Markdown characters escaped
         for sentence in phe["advice"].get("l", []):  # only the side just tested
             assert sentence not in text
+
+
+def test_earlier_tests_are_read_by_station_and_session(monkeypatch, tmp_path, phe):
+    """ana's session s1 has no test; bob's session of the same id on another station has one:
+    ana must not see bob's repetitions as hers."""
+    with SqliteStore(tmp_path / "s.db") as store:
+        store.write_session(SessionMeta("s1", "tm1", "ana", T0, T0 + 60 * 10**9))
+        store.write_session(SessionMeta("s1", "tm2", "bob", T0, T0 + 60 * 10**9))
+        store.write_phe("tm2", "s1", "bob", phe["repetitions"], origin_ns=T0)
+    monkeypatch.setenv(data.STORE_ENV, f"sqlite:///{tmp_path / 's.db'}")
+    monkeypatch.setenv("HIPSTRIDE_ACCOUNTS", str(tmp_path / "accounts.json"))
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.session_state["hipstride_access"] = auth.Access("ana", "athlete", frozenset({"ana"}),
+                                                       "accounts")
+    at.run()
+    assert not at.exception
+    assert "No prone hip extension test of ana is stored yet" in _text(at)
+    assert not at.dataframe
