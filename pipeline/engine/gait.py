@@ -1,4 +1,4 @@
-"""Gait events: initial contact (IC) and toe-off from the shank gyro, or IC from the thigh.
+"""Gait events: IC and toe-off from the shank gyro, or IC from the thigh (flexion + impact).
 
 Two offline detectors, one streaming detector and a plausibility filter, arrays in and
 :class:`~hipstride.pipeline.engine.data.GaitEvents` out (times in session seconds: sample ``i``
@@ -19,11 +19,21 @@ is at ``start_s + i / rate_hz``):
   method in itself; each published landmark is available alone. Against force plates the best
   shank methods show biases of −24 to +17 ms (PMC10255839, 74 runners): check the landmark
   against a real reference before trusting the ms. The midpoint is
-  within a few ms (see the tests). **Toe-off** is the last minimum before the mid-swing peak
-  (Aminian et al. 2002).
+  within a few ms on the simulator and ~3 ms (median) on real treadmill running against a
+  force plate (docs/validation.md, "Real data"). **Toe-off** (running, the default): the onset
+  of the shank's fast backward swing — between the late-stance maximum of the rate (push-off
+  slows the backward rotation) and the early-swing minimum, the first time the backward
+  angular acceleration reaches half its peak (:func:`_push_off_onset`). The walking landmark,
+  the last minimum before the mid-swing peak (Aminian et al. 2002), comes ~95 ms after the
+  force plate's toe-off in running (the knee folds the free shank back after the foot
+  leaves); it stays available as ``toe_off_definition="swing_minimum"``.
 * :func:`gait_events_thigh` (method ``"thigh_flexion"``), without shank sensors: strides are
   segmented at the thigh's (or hip's) peak flexion in late swing (Novacheck 1998: ~86 % of the
-  stride) and IC is estimated a fixed fraction of the stride later (default 0.14).
+  stride) and IC is estimated a fixed fraction of the stride later (default 0.14). That
+  fraction varies between runners (~7 ms early on the simulator, ~49 ms on a real runner), so
+  when the thigh's axial acceleration is given IC moves to the foot-strike impact near the
+  estimate (:func:`impact_ic`: the start of the steep rise from the flight phase's
+  near-free-fall).
 * :class:`GaitEventDetector`: the shank algorithm fed blocks of any size, causal; it emits
   the same ICs as :func:`gait_events_shank` once each is confirmed, ~70 ms after IC plus the
   block that confirms it (see :attr:`GaitEventDetector.max_latency_s`).
@@ -89,6 +99,9 @@ MIN_THIGH_ROM_DEG = 20.0
 #: Thigh impact: the search window around the flexion-based IC estimate, as fractions of the
 #: stride before and after it (the estimate is 15–50 ms off on real running).
 IMPACT_WINDOW = (0.10, 0.15)
+#: Thigh impact: the steep rise starts where the slope falls under this fraction of its peak
+#: (in flight the axial specific force is near zero and flat or drifting slowly).
+IMPACT_ONSET_FRACTION = 0.1
 #: *default* smallest rise (m/s²) of the thigh's axial specific force from its flight-phase
 #: minimum to the impact peak that counts as an impact (real running: ~30; simulator: ~20).
 MIN_IMPACT_RISE_MPS2 = 4.0
@@ -370,7 +383,9 @@ def impact_ic(axial_acc_mps2: NDArray[np.float64], rate_hz: float, ic_index: flo
     the thigh is low; at foot strike the ground reaction pushes up through the leg and it
     rises steeply. Within the window :data:`IMPACT_WINDOW` around the estimate ``ic_index``,
     the steepest rise of ``axial_acc_mps2`` (the segment's long-axis component, +superior) is
-    found and IC is the last minimum before it, refined between samples. None when the rise
+    found and IC is where that rise starts: going back from it, the first sample whose slope is
+    under :data:`IMPACT_ONSET_FRACTION` of the steepest (a minimum, refined between samples,
+    or the end of the slow flight-phase drift). None when the rise
     from that minimum to the following maximum is under ``min_rise_mps2`` (no impact seen:
     keep the estimate) or the window leaves the data.
     """
@@ -382,16 +397,17 @@ def impact_ic(axial_acc_mps2: NDArray[np.float64], rate_hz: float, ic_index: flo
     seg = a[lo:hi + 1]
     if not np.isfinite(seg).all():
         return None
-    k = int(np.argmax(np.diff(seg)))  # steepest rise between lo + k and lo + k + 1
-    m = k
-    while m > 0 and seg[m - 1] <= seg[m]:
+    d = np.diff(seg)
+    k = int(np.argmax(d))  # steepest rise between lo + k and lo + k + 1
+    m = k  # back to where the steep rise starts: a minimum, or the end of a slow drift up
+    while m > 0 and d[m - 1] > IMPACT_ONSET_FRACTION * d[k]:
         m -= 1
     top = k + 1
     while top < len(seg) - 1 and seg[top + 1] >= seg[top]:
         top += 1
     if seg[top] - seg[m] < min_rise_mps2:
         return None
-    return _refine(a, lo + m)
+    return _refine(a, lo + m) if m > 0 and d[m - 1] < 0 else float(lo + m)
 
 
 def gait_events_thigh(flexion_deg: ArrayLike, rate_hz: float, *, start_s: float = 0.0,

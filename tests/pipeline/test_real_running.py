@@ -113,3 +113,23 @@ def test_streaming_detectors_match_offline_on_real_running(trial: virtual_imu.Tr
     assert len(ics) >= len(thigh_off.ic_s) - 2
     nearest = np.array([np.min(np.abs(thigh_off.ic_s - t)) for t in ics])
     assert np.median(nearest) < 1e-6 and nearest.max() < 0.005
+
+
+def test_regenerating_the_simulator_validation_keeps_the_real_data_section(tmp_path) -> None:
+    """docs/validation.md has two writers: the simulator tool must not erase the other's part."""
+    from hipstride.pipeline.validation import Case, write_markdown
+
+    out = tmp_path / "validation.md"
+    out.write_text("# old simulator part\n\n## Real data\n\nfigures from real running\n")
+    metrics = {c: 1.0 for c in ("stride_recall", "stride_precision", "ic_error_ms",
+                                "peak_hip_extension_error_deg", "peak_anterior_tilt_error_deg",
+                                "glute_onset_error_ms", "hamstring_onset_error_ms",
+                                "glute_ham_ratio_error_pct", "realtime_factor")}
+    metrics.update(cues=set(), truth_cues=set(), cues_ok=True)
+    drop = {"simulated_drop_pct": 30.0, "truth_drop_pct": 27.0, "measured_drop_pct": 27.0,
+            "error_pct_of_drop": 0.5}
+    write_markdown([(Case("healthy seed 1"), metrics)], drop, out, 1.0)
+    text = out.read_text()
+    assert "# old simulator part" not in text
+    assert text.count("## Real data") == 1 and text.endswith("figures from real running\n")
+    assert "healthy seed 1" in text.split("## Real data")[0]
