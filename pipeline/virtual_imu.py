@@ -325,7 +325,8 @@ class VirtualSession:
 def virtual_session(trial: Trial, *, seed: int = 0, model: SensorModel | None = None,
                     segments: tuple[str, ...] = tuple(SEGMENT_MARKERS),
                     rate_hz: float = IMU_RATE_HZ, standing_s: float = STANDING_S,
-                    blend_s: float = BLEND_S) -> VirtualSession:
+                    blend_s: float = BLEND_S, cutoff_hz: float = MARKER_CUTOFF_HZ
+                    ) -> VirtualSession:
     """Virtual IMUs on ``segments`` and the force-plate and marker truth of ``trial``."""
     model = model or SensorModel()
     rng = np.random.default_rng(seed)
@@ -334,7 +335,7 @@ def virtual_session(trial: Trial, *, seed: int = 0, model: SensorModel | None = 
     rots: dict[str, NDArray[np.float64]] = {}
     mis_deg: dict[str, float] = {}
     for seg in segments:
-        rot, pos = segment_motion(trial, seg, rate_hz=rate_hz)
+        rot, pos = segment_motion(trial, seg, rate_hz=rate_hz, cutoff_hz=cutoff_hz)
         rots[seg] = rot
         axis = rng.normal(size=3)
         axis /= np.linalg.norm(axis)
