@@ -279,9 +279,10 @@ def _with_standing(rot: NDArray[np.float64], pos: NDArray[np.float64], rate_hz: 
     s = u * u * u * (10 - 15 * u + 6 * u * u)  # smootherstep: zero speed and acceleration
     slerp = Slerp([0.0, 1.0], Rotation.from_matrix(np.stack([np.eye(3), rot[0]])))
     r_bl = slerp(s).as_matrix()
-    p_st = pos[0] + np.array([0.0, 0.0, 0.0])
+    # the position is held at the first running frame: the velocity step into the run makes an
+    # acceleration spike there, 2 s before the strides that are scored
     return (np.concatenate([np.repeat(np.eye(3)[None], n_st, 0), r_bl, rot]),
-            np.concatenate([np.repeat(p_st[None], n_st + n_bl, 0), pos]))
+            np.concatenate([np.repeat(pos[:1], n_st + n_bl, 0), pos]))
 
 
 def imu_from_motion(rot: NDArray[np.float64], pos: NDArray[np.float64], rate_hz: float, *,
