@@ -221,12 +221,16 @@ class Spool:
             return 0
         gone = 0
         with self._transaction():
-            for first, last in runs:
-                rows = self._db.execute(
-                    "DELETE FROM frames WHERE stream = ? AND seq BETWEEN ? AND ? AND acked_s IS "
-                    "NOT NULL RETURNING LENGTH(payload)", (stream, first, last)).fetchall()
-                gone += len(rows)
-                self._bytes -= sum(r[0] for r in rows)
+            for first, last in runs:  # (no DELETE … RETURNING: SQLite < 3.35 on older Pis)
+                where = ("FROM frames WHERE stream = ? AND seq BETWEEN ? AND ? "
+                         "AND acked_s IS NOT NULL")
+                count, size = self._db.execute(
+                    f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) {where}",
+                    (stream, first, last)).fetchone()
+                if count:
+                    self._db.execute(f"DELETE {where}", (stream, first, last))
+                gone += int(count)
+                self._bytes -= int(size)
         self._per_stream[stream] -= gone
         self._frames -= gone
         self._acked -= gone
