@@ -273,16 +273,20 @@ class SensorModel:
 def _with_standing(rot: NDArray[np.float64], pos: NDArray[np.float64], rate_hz: float,
                    standing_s: float, blend_s: float
                    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Prepend ``standing_s`` of the static pose and a smooth ``blend_s`` into frame 0."""
+    """Prepend ``standing_s`` of the static pose and a smooth ``blend_s`` into frame 0
+    (orientation by slerp, velocity ramped up to the run's, both with zero rate at the start)."""
     n_st, n_bl = round(standing_s * rate_hz), round(blend_s * rate_hz)
     u = np.arange(n_bl) / n_bl
     s = u * u * u * (10 - 15 * u + 6 * u * u)  # smootherstep: zero speed and acceleration
     slerp = Slerp([0.0, 1.0], Rotation.from_matrix(np.stack([np.eye(3), rot[0]])))
     r_bl = slerp(s).as_matrix()
-    # the position is held at the first running frame: the velocity step into the run makes an
-    # acceleration spike there, 2 s before the strides that are scored
+    # position: the velocity ramps up with the same smootherstep to the run's first velocity,
+    # p = p0 − v0·T·(½ − S(u)) with S' = s, so the accelerometer sees no spike at the junction
+    v0 = (pos[1] - pos[0]) * rate_hz
+    big_s = u ** 6 - 3 * u ** 5 + 2.5 * u ** 4
+    p_bl = pos[0] - v0 * blend_s * (0.5 - big_s)[:, None]
     return (np.concatenate([np.repeat(np.eye(3)[None], n_st, 0), r_bl, rot]),
-            np.concatenate([np.repeat(pos[:1], n_st + n_bl, 0), pos]))
+            np.concatenate([np.repeat(p_bl[:1], n_st, 0), p_bl, pos]))
 
 
 def imu_from_motion(rot: NDArray[np.float64], pos: NDArray[np.float64], rate_hz: float, *,
