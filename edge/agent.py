@@ -396,7 +396,9 @@ class Agent:
                 "frames_resent": self._resent[name],
                 "unconfirmed_frames": self.spool.stream_frames(name),
                 "stored_seq": self.marks.seq.get(name),
-                "confirm_lag_s": (round(max(0.0, (now_ns - oldest) / 1e9), 1)
+                # (sample times of a non-real-time source say nothing about the wall clock)
+                "confirm_lag_s": (None if not self.source.realtime else
+                                  round(max(0.0, (now_ns - oldest) / 1e9), 1)
                                   if oldest is not None else 0.0),
                 "next_seq": framer.next_seq,
                 "evicted_frames": ev_frames,

@@ -113,8 +113,10 @@ def store_line(status: dict) -> str:
     for name, s in sorted((status.get("streams") or {}).items()):
         if isinstance(s, dict) and "unconfirmed_frames" in s:
             seq = "-" if s.get("stored_seq") is None else s["stored_seq"]
+            lag = s.get("confirm_lag_s")
+            lag_text = "-" if not isinstance(lag, int | float) else f"{lag:g} s"
             parts.append(f"\n  {name:<12} unconfirmed {s['unconfirmed_frames']:>6}  stored up "
-                         f"to seq {seq}  lag {s.get('confirm_lag_s', 0):g} s")
+                         f"to seq {seq}  lag {lag_text}")
     return "".join(parts)
 
 

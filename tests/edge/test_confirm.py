@@ -56,6 +56,8 @@ def test_tap_shows_how_far_behind_the_store_is():
     line = store_line(status)
     assert "store: no pipeline confirming (2 resend(s), 40 frames)" in line
     assert "emg" in line and "unconfirmed    120" in line and "lag 6.2 s" in line
+    status["streams"]["emg"]["confirm_lag_s"] = None          # a replay source
+    assert "lag -" in store_line(status)
     assert store_line({"store": {"confirmation": "off", "state": "off"}}) == \
         ", store confirmation off"
     assert store_line({"state": "online"}) == ""      # an agent before protocol 1.1
