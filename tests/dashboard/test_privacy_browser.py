@@ -201,6 +201,11 @@ def test_an_athlete_sees_nothing_of_another_athlete_and_labels_stay_text(scene: 
             # every page showed the label somewhere; the browser fetched nothing from it
             page.wait_for_timeout(1000)
             assert scene.hits == [], scene.hits
+            # the counter does count: the same address in an <img> is fetched at once
+            control = scene.hostile.split("(")[1].rstrip(")").replace("x.png", "control.png")
+            page.set_content(f'<img src="{control}">')
+            page.wait_for_timeout(1000)
+            assert scene.hits == ["/control.png"], scene.hits
         finally:
             browser.close()
 
