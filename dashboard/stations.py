@@ -65,7 +65,11 @@ def send(cl: ControlClient, station: str, command: str, **fields: Any) -> Sent:
     what = {"start": "start the session", "stop": "stop the session", "mark": "mark",
             "calibrate": "calibrate"}[command]
     try:
-        reply = cl.send(station, build_command(command, **fields), timeout_s=REPLY_TIMEOUT_S)
+        body = build_command(command, **fields)
+    except ValueError as err:  # a name or field against the rules (hipstride/names.py)
+        return Sent(False, None, f"Could not {what}: {md(err)}")
+    try:
+        reply = cl.send(station, body, timeout_s=REPLY_TIMEOUT_S)
     except BrokerError as err:
         return Sent(False, None, f"Could not {what}: {md(err)}")
     if reply is None:

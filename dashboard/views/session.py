@@ -11,20 +11,20 @@ from typing import Any
 
 import streamlit as st
 
+from hipstride import names
 from hipstride.dashboard import auth, data, stations
 from hipstride.dashboard.safe import md
 
 NEW_ATHLETE = "New athlete…"
-NAME_LIMIT = 64
+NAME_LIMIT = names.ATHLETE.max_len
 
 
 def check_name(name: str) -> str | None:
     """Why a new athlete name cannot be used, or None."""
     if not name.strip():
         return "Type the athlete's name."
-    if len(name.strip()) > NAME_LIMIT:
-        return f"Use at most {NAME_LIMIT} characters."
-    return None
+    problem = names.problem(names.ATHLETE, name)
+    return md(f"The athlete name {problem}: {names.ATHLETE.text}.") if problem else None
 
 
 def show_outcome() -> None:
