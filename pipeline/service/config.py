@@ -27,7 +27,7 @@ Example ``pipeline.toml`` (every key optional)::
     port = 9464              # Prometheus text on http://127.0.0.1:PORT/metrics; 0 = off
 
     [limits]                 # bounds on what stations send (docs/protocol.md)
-    max_past_s = 86400       # frames dated earlier than the clock minus this are refused
+    max_past_s = 604800      # frames dated earlier than the clock minus this are refused
     max_future_s = 300       # ... or later than the clock plus this
     max_jump_s = 30          # a stream jumping further ahead restarts the engine (a gap)
     max_streams = 16         # per station

@@ -33,8 +33,9 @@ class IngestLimits:
     """The configurable bounds (``[limits]`` in the pipeline's TOML file)."""
 
     #: A frame's first sample at most this long before the pipeline's clock (s): older data
-    #: (a clock set to 1970, a spool replayed after days) is refused, not stored.
-    max_past_s: float = 86_400.0
+    #: (a clock set to 1970) is refused, not stored. A week: a Pi may spool through a long weekend
+    #: with the server down, and its frames are still data.
+    max_past_s: float = 604_800.0
     #: ... and at most this far after it (s): clocks disagree a little, not by days.
     max_future_s: float = 300.0
     #: A stream's frame starting more than this after the end of its previous one (s) is a
