@@ -38,7 +38,7 @@ def test_only_the_agents_epoch_counts_and_changes_are_noticed():
     (_mark({"emg": {"epoch": 7, "seq": "9", "ranges": []}}), "'seq' must be an integer"),
     (_mark({"emg": {"epoch": 7, "seq": 9, "ranges": [[5, 2]]}}), "0 <= first <= last"),
     (_mark({"emg": {"epoch": 7, "seq": 9, "ranges": [[0, True]]}}), "[first, last]"),
-])
+], ids=lambda value: value if isinstance(value, str) else "payload")  # stable for xdist
 def test_a_bad_confirmation_is_refused_naming_the_problem(payload, message):
     marks = StoreMarks("tm1", epoch=7)
     with pytest.raises(MarkError, match=message.replace("[", r"\[").replace("(", r"\(")):
