@@ -241,6 +241,17 @@ def kinematics_from_imu(imus: Mapping[str, ImuData], *, standing: tuple[float, f
         quality["calibration_method"][seg] = cal.method
         quality["gyro_bias_dps"][seg] = cal.gyro_bias_dps.tolist()
 
+    return assemble_kinematics(imus, angle, rate, axial, quality)
+
+
+def assemble_kinematics(imus: Mapping[str, ImuData], angle: dict[str, NDArray[np.float64]],
+                        rate: dict[str, NDArray[np.float64]],
+                        axial: dict[str, NDArray[np.float64]],
+                        quality: dict[str, object]) -> Kinematics:
+    """Per-segment sagittal angle (deg), rate (deg/s) and long-axis specific force (m/s²) on
+    one time base, hip angles (thigh relative to pelvis) and pelvic tilt from them: the last
+    step shared by whole-file and resumed (after a hole) kinematics. ``quality`` is filled in.
+    """
     rate_hz, start_s, resampled = _common_time_base(imus)
     if resampled:
         n = math.floor((min(i.start_s + len(i.acc_mps2) / i.rate_hz for i in imus.values())

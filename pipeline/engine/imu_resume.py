@@ -25,15 +25,19 @@ settles less. The tilt reference is the vertical (the learned running reference 
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Mapping
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .data import SIDES, ImuData, Kinematics
-from .imu import BIAS_TIME_CONSTANT_S, HEADING_WINDOW_S, _matrix_to_quat, imu_sagittal
+from .imu import (
+    BIAS_TIME_CONSTANT_S,
+    HEADING_WINDOW_S,
+    _matrix_to_quat,
+    assemble_kinematics,
+    imu_sagittal,
+)
 from .imu_calibration import ImuCalibration, imu_calibrate_functional
 from .imu_fusion import ImuOrientationFilter, quat_to_matrix
 
@@ -121,30 +125,4 @@ def kinematics_resumed(imus: Mapping[str, ImuData], static: Mapping[str, ImuCali
         quality["calibration_method"][seg] = cal.method
         quality["gyro_bias_dps"][seg] = cal.gyro_bias_dps.tolist()
         quality["tilt_reference"][seg] = "vertical"
-    rates = {float(i.rate_hz) for i in imus.values()}
-    starts = {float(i.start_s) for i in imus.values()}
-    lengths = {len(i.acc_mps2) for i in imus.values()}
-    rate_hz, start_s = max(rates), max(starts)
-    resampled = not (len(rates) == 1 and len(starts) == 1 and len(lengths) == 1)
-    if resampled:
-        n = math.floor((min(i.start_s + len(i.acc_mps2) / i.rate_hz for i in imus.values())
-                        - start_s) * rate_hz + 1e-9)
-        if n < 1:
-            raise ValueError("the IMUs share no common time span")
-        t = start_s + np.arange(n) / rate_hz
-        for seg, imu in imus.items():
-            angle[seg] = np.interp(t, imu.time_s, angle[seg])
-            rate[seg] = np.interp(t, imu.time_s, rate[seg])
-            axial[seg] = np.interp(t, imu.time_s, axial[seg])
-    pelvis = angle.get("pelvis")
-    hip = {s: angle[f"thigh_{s}"] - (pelvis if pelvis is not None else 0.0)
-           for s in SIDES if f"thigh_{s}" in angle}
-    quality["hip_reference"] = "pelvis" if pelvis is not None else "world_vertical"
-    quality["resampled"] = resampled
-    quality["segments"] = sorted(imus)
-    kin = Kinematics(rate_hz=rate_hz, start_s=start_s, hip_flexion_deg=hip,
-                     pelvic_tilt_deg=None if pelvis is None else -pelvis,
-                     sagittal_deg=angle, sagittal_rate_dps=rate, quality=quality)
-    if "axial_acc_mps2" in {f.name for f in dataclasses.fields(Kinematics)}:
-        kin = dataclasses.replace(kin, axial_acc_mps2=axial)  # as kinematics_from_imu
-    return kin
+    return assemble_kinematics(imus, angle, rate, axial, quality)
