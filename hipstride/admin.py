@@ -170,6 +170,11 @@ def init(env_file: Path, passwd: Path, acl: Path, services_passwd: Path = DEFAUL
         write_private(passwd, "")
     if not acl.exists():
         write_private(acl, broker_auth.render_acl({}))
+    for station, rules in broker_auth.read_acl(acl).items():  # sites from before protocol 1.1
+        if rules != broker_auth.station_rights(station):
+            broker_auth.set_acl(acl, station, broker_auth.station_rights(station))
+            print(f"hipstride admin: station {station}: ACL block brought up to date (store "
+                  f"confirmations); {RELOAD_HINT}", file=sys.stderr)
     print(f"hipstride admin: secrets in {env_file}; broker accounts pipeline, dashboard in "
           f"{services_passwd} and {services_acl}; stations go to {passwd} and {acl}",
           file=sys.stderr)

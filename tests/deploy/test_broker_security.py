@@ -363,3 +363,21 @@ def test_init_moves_service_accounts_off_the_stations_listener(tmp_path):
     assert set(broker_auth.read_acl(broker_dir / "acl")) == {"tm1"}
     assert set(broker_auth.read_passwd(broker_dir / "services.passwd")) == {"pipeline",
                                                                              "dashboard"}
+
+
+def test_init_brings_station_acl_blocks_from_before_confirmations_up_to_date(tmp_path):
+    """A station block written before protocol 1.1 cannot read its `…/stored` topic, so the
+    agent would keep every frame; `hipstride admin init` again rewrites it to today's rights."""
+    from hipstride import broker_auth
+
+    site = tmp_path / "site"
+    make_site(site, ("tm1", "tm2"))
+    acl = site / "deploy/site/broker/acl"
+    old = [r for r in broker_auth.station_rights("tm1") if "/stored" not in r]
+    assert len(old) < len(broker_auth.station_rights("tm1"))
+    broker_auth.set_acl(acl, "tm1", old)
+    done = hipstride("admin", "init", cwd=site)
+    assert "station tm1: ACL block brought up to date" in done.stderr, done.stderr
+    assert "station tm2" not in done.stderr  # already current: left alone
+    blocks = broker_auth.read_acl(acl)
+    assert blocks == {s: broker_auth.station_rights(s) for s in ("tm1", "tm2")}
