@@ -24,6 +24,11 @@ __all__ = ["Cue", "Flow", "Step", "cue_at", "mvc_steps", "prone_steps", "standin
 IDLE, READY, RECORDING, WAITING, RESULT, FAILED, DONE = (
     "idle", "ready", "recording", "waiting", "result", "failed", "done")
 READY_S = 3.0
+#: An MVC trial after its ``calibrate start``: get in position (a runner stops, turns, finds
+#: the resistance), then the maximal effort. The demo's physio and the Live page's countdown
+#: use the same two numbers.
+MVC_POSITION_S = 3.0
+MVC_EFFORT_S = 5.0
 RESULT_TIMEOUT_S = 30.0
 SIDE_WORDS = {"l": "left", "r": "right"}
 MUSCLE_WORDS = {"glute_max": "glute max", "biceps_femoris": "hamstrings (biceps femoris)",
@@ -93,9 +98,11 @@ def standing_steps(seconds: float = 10.0) -> list[Step]:
                  "the sides, looking ahead.", "standing", (Cue("Stand still", seconds),))]
 
 
-def mvc_steps(channels: Sequence[str], *, trials: int = 3, effort_s: float = 5.0
-              ) -> list[Step]:
-    """One step per channel and trial: "Push as hard as you can: glute max, right"."""
+def mvc_steps(channels: Sequence[str], *, trials: int = 3, effort_s: float = MVC_EFFORT_S,
+              position_s: float = MVC_POSITION_S) -> list[Step]:
+    """One step per channel and trial: "Get in position" (``position_s``, inside the recorded
+    window, so an athlete who needs a moment to stop and turn still gives a full effort),
+    then "Push as hard as you can: glute max, right" (``effort_s``)."""
     steps = []
     for channel in channels:
         base = channel.rpartition("_")[0]
@@ -105,7 +112,9 @@ def mvc_steps(channels: Sequence[str], *, trials: int = 3, effort_s: float = 5.0
                 f"mvc-{channel}-{k}", f"Maximal contraction: {words} — trial {k} of {trials}",
                 MVC_HOW.get(base, "Contract the muscle as hard as possible against "
                                   "resistance."),
-                "mvc", (Cue(f"Push as hard as you can: {words}", effort_s),), muscle=channel))
+                "mvc", (*((Cue(f"Get in position: {words}", position_s),) if position_s > 0
+                          else ()),
+                        Cue(f"Push as hard as you can: {words}", effort_s)), muscle=channel))
     return steps
 
 

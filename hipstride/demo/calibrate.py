@@ -22,8 +22,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-#: From ``calibrate … start`` to ``stop``: ~3 s to stop running and get in position, 5 s push.
-TRIAL_S = 8.0
+from hipstride.dashboard.guide import MVC_EFFORT_S, MVC_POSITION_S
+
+#: From ``calibrate … start`` to ``stop``: 3 s to stop running and get in position, 5 s push
+#: (the dashboard's guided MVC step, and the Live page's countdown, use the same two numbers).
+TRIAL_S = MVC_POSITION_S + MVC_EFFORT_S
 #: The pipeline analyses a window once the station's data reaches its end (or 3 s after).
 RESULT_TIMEOUT_S = 20.0
 REPLY_TIMEOUT_S = 10.0

@@ -21,7 +21,8 @@ def test_mvc_steps_per_muscle_and_trial_with_their_prompt():
     steps = guide.mvc_steps(["glute_max_r", "biceps_femoris_l"], trials=2, effort_s=5)
     assert [s.key for s in steps] == ["mvc-glute_max_r-1", "mvc-glute_max_r-2",
                                       "mvc-biceps_femoris_l-1", "mvc-biceps_femoris_l-2"]
-    assert steps[0].cues == (guide.Cue("Push as hard as you can: glute max, right", 5),)
+    assert steps[0].cues == (guide.Cue("Get in position: glute max, right", 3.0),
+                             guide.Cue("Push as hard as you can: glute max, right", 5),)
     assert "knee bent 90°" in steps[0].how
     assert steps[2].title.startswith("Maximal contraction: hamstrings (biceps femoris), left")
     # the fields make a command the pipeline's parser accepts
