@@ -20,7 +20,7 @@ import numpy as np
 
 from hipstride.pipeline.engine.stream import StreamOutput
 
-__all__ = ["LIVE_VERSION", "LiveState", "active_cues", "decimate"]
+__all__ = ["LIVE_VERSION", "LiveState", "active_cues", "decimate", "session_phase"]
 
 LIVE_VERSION = 1
 
@@ -61,6 +61,18 @@ def active_cues(origin_ns: int, cues: list[dict[str, Any]] | None) -> list[dict[
                     "level": cue.get("level"), "message": cue.get("message"),
                     "since_ns": since_ns})
     return out
+
+
+def session_phase(phase: str | None, phases: list[dict[str, Any]] | None
+                  ) -> dict[str, Any] | None:
+    """The session's open calibration or prone phase as the live message carries it
+    (``phase``, ``start_ns``, ``muscle``/``side`` when given), None while running or idle:
+    the dashboard shows what the athlete is doing and counts the trial down."""
+    if phase in (None, "running") or not phases or phases[-1].get("end_ns") is not None:
+        return None
+    last = phases[-1]
+    return {k: last[k] for k in ("phase", "start_ns", "muscle", "side") if last.get(k)
+            is not None}
 
 
 @dataclass
@@ -148,7 +160,8 @@ class LiveState:
         return {"envelope": envelope, "angles": angles}
 
     def message(self, station: str, *, rejected: dict[str, int], session: str,
-                now_ns: int | None = None) -> dict[str, Any]:
+                now_ns: int | None = None, open_phase: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
         """The ``…/live`` body; resets what it carried. ``series`` is JSON-ready (NaN as
         None); pass the rest through ``jsonable`` (numpy values, NaN)."""
         snapshot = self.snapshot or {}
@@ -169,6 +182,7 @@ class LiveState:
             "session": session,
             "series": self.series(),
             "active_cues": active_cues(self.origin_ns, snapshot.get("active_cues")),
+            "session_phase": open_phase,
         }
         self.rows, self.problems = [], []
         self.envelope_last = {}

@@ -77,7 +77,7 @@ from .ingest import (
     validate_frame,
 )
 from .limits import LimitExceeded, check_frame
-from .live import LIVE_VERSION, LiveState
+from .live import LIVE_VERSION, LiveState, session_phase
 from .phases import WAIT_S, PhaseJob, results_message
 from .sessions import (
     UNASSIGNED,
@@ -1285,8 +1285,10 @@ class Pipeline:
         if live.snapshot is None:
             return
         live.spend(time.monotonic())
+        ss = self._sessions(name).state
         body = live.message(name, rejected=self.rejected.for_station(name),
-                            session=self._sessions(name).state.session or UNASSIGNED)
+                            session=ss.session or UNASSIGNED,
+                            open_phase=session_phase(ss.phase, ss.phases))
         series = body.pop("series")  # already plain lists: skip jsonable's walk through them
         body = jsonable(body)
         body["series"] = series
