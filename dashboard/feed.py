@@ -41,6 +41,8 @@ from hipstride.pipeline.engine.cues import (
 from hipstride.pipeline.engine.schema import CUES
 from hipstride.pipeline.report import METRICS, fmt_num
 
+from .live_phase import PhaseView, Signal, phase_view, signals
+
 __all__ = [
     "HEADLINE", "KINDS", "LEVELS", "ChannelIssue", "CueView", "Feed", "MetricTile",
     "StationState", "StationView", "apply_message", "channel_issues", "coach_order",
@@ -125,6 +127,10 @@ class StationState:
     events: deque = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))
     problems: deque = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))
     version: int = 0               # bumped by every accepted message
+    #: the live message's ``session_phase`` (the open calibration phase), None when running
+    open_phase: dict[str, Any] | None = None
+    #: the muscles of this session's MVC trials in the order they came (trial k of n)
+    mvc_order: list[str] = field(default_factory=list)
 
 
 class Feed:
@@ -252,6 +258,8 @@ def _forget_session(state: StationState) -> None:
     state.angles.clear()
     state.cues.clear()
     state.problems.clear()
+    state.open_phase = None
+    state.mvc_order.clear()
 
 
 def _apply_live(state: StationState, body: Mapping[str, Any], now_ns: int) -> None:
@@ -268,6 +276,7 @@ def _apply_live(state: StationState, body: Mapping[str, Any], now_ns: int) -> No
         if state.live_session is not None and session != state.live_session:
             _forget_session(state)  # a new session starts a new trend
         state.live_session = session
+    _apply_open_phase(state, body.get("session_phase"))
     hip = body.get("hip_flexion_deg") or {}
     hip = hip if isinstance(hip, Mapping) else {}
     envelope = body.get("envelope_mv") or {}
@@ -294,6 +303,16 @@ def _apply_live(state: StationState, body: Mapping[str, Any], now_ns: int) -> No
         state.rejected = dict(rejected)
     for problem in body.get("problems") or ():
         state.problems.append((t_ns, str(problem)))
+
+
+def _apply_open_phase(state: StationState, phase: Any) -> None:
+    if not isinstance(phase, Mapping) or not isinstance(phase.get("phase"), str):
+        state.open_phase = None
+        return
+    state.open_phase = dict(phase)
+    muscle = phase.get("muscle")
+    if phase["phase"] == "mvc" and isinstance(muscle, str) and muscle not in state.mvc_order:
+        state.mvc_order.append(muscle)
 
 
 def _columns(part: Any, key: str) -> tuple[list, dict[str, list]]:
@@ -427,6 +446,14 @@ class StationView:
     problems: tuple[str, ...]                   # the pipeline's recent problems
     rejected: dict[str, Any]
     version: int
+    #: what the athlete is doing (running, standing, MVC trial k of n, prone, ...)
+    phase_view: PhaseView | None = None
+    #: live numbers meaningful before any stride: EMG envelopes, hip and pelvis angles
+    signals: tuple[Signal, ...] = ()
+    normalization: str | None = None            # of the latest stride: "mvc" | "relative"
+
+
+RELATIVE_LABEL = "relative — MVC not yet measured"
 
 
 def metric_level(metric: str, value: float, normalization: str | None,
@@ -496,6 +523,8 @@ def _tiles(strides: list[Mapping[str, Any]], side: str,
         level, reason = metric_level(metric, value, last.get("normalization"),
                                      cue_levels.get((metric, side)))
         shown_unit = unit if unit in ("°", "%") else ""
+        if metric == "glute_ham_ratio" and last.get("normalization") == "relative":
+            label = f"{label} ({RELATIVE_LABEL})"
         tiles.append(MetricTile(metric, side, label, unit, value,
                                 fmt_num(value, decimals, shown_unit), level, reason, trend,
                                 trend_word(metric, trend)))
@@ -619,6 +648,9 @@ def station_view(state: StationState, now_ns: int) -> StationView:
         attention = max(attention, 1)
         reasons += cautions
     session = state.session or {}
+    envelope_channels = {c for s in state.samples for c in s[4]}
+    normalization = next((r.get("normalization") for r in reversed(strides)
+                          if r.get("normalization")), None)
     return StationView(
         station=state.station, tiles=tiles, last_stride=last_stride, cues=cues,
         issues=tuple(issues), silence=silence, phase=state.phase,
@@ -627,7 +659,12 @@ def station_view(state: StationState, now_ns: int) -> StationView:
         session_state=session.get("state") if isinstance(session.get("state"), str) else None,
         agent_state=agent_state, strides_total=state.strides_total, attention=attention,
         attention_reasons=tuple(reasons), problems=tuple(p for _, p in state.problems)[-5:],
-        rejected=dict(state.rejected), version=state.version)
+        rejected=dict(state.rejected), version=state.version,
+        phase_view=phase_view(session=state.session, open_phase=state.open_phase,
+                              engine_phase=state.phase, mvc_order=state.mvc_order,
+                              n_channels=len(envelope_channels), now_ns=now_ns),
+        signals=signals(list(state.samples), list(state.angles)),
+        normalization=normalization)
 
 
 def coach_order(views: Iterable[StationView]) -> list[StationView]:

@@ -12,9 +12,10 @@ import math
 from collections.abc import Iterable, Sequence
 
 from .feed import ChannelIssue, CueView, MetricTile, StationView
+from .live_phase import PhaseView, Signal
 
-__all__ = ["LEVEL_STYLE", "cue_banner", "issues_list", "side_panel", "sparkline",
-           "station_card", "tile"]
+__all__ = ["LEVEL_STYLE", "cue_banner", "issues_list", "phase_banner", "side_panel",
+           "signals_row", "sparkline", "station_card", "tile"]
 
 #: level -> (colour, icon, word). Okabe–Ito: blue, orange, vermillion; greys for no rule/data.
 LEVEL_STYLE = {
@@ -120,6 +121,33 @@ def cue_banner(cues: Sequence[CueView], *, big: int = 2) -> str:
             f'padding:4px 14px;margin:6px 0;background:#f7f7f7">{icon} {_e(words)}'
             f'<span style="font-size:{small};font-weight:400">{_e(where)}</span></div>')
     return "".join(parts)
+
+
+def phase_banner(phase: PhaseView) -> str:
+    """What the athlete is doing while not running (a calibration phase, the prone test, the
+    engine's own calibration): in place of the running cue, which would be wrong then."""
+    colour = "#555555"
+    detail = (f'<div class="hs-phase-detail" style="font-size:2.2rem;font-weight:700">'
+              f"{_e(phase.detail)}</div>" if phase.detail else "")
+    return (f'<div class="hs-phase" data-phase="{_e(phase.kind)}" data-step="{_e(phase.step)}"'
+            f' style="border-left:12px solid {colour};padding:4px 14px;margin:6px 0;'
+            f'background:#f0f0f0"><div style="font-size:1.6rem;font-weight:600">'
+            f"{_e(phase.title)}</div>{detail}</div>")
+
+
+def signals_row(signals: Sequence[Signal], *, note: str = "") -> str:
+    """The live numbers that mean something before any stride (EMG envelopes, hip and pelvis
+    angles), small, in one wrapping row; ``note`` says what they are relative to."""
+    if not signals:
+        return ""
+    items = "".join(
+        f'<span class="hs-signal" data-signal="{_e(s.key)}" style="display:inline-block;'
+        f'margin:0 18px 4px 0"><span style="color:#555">{_e(s.label)}</span> '
+        f'<b class="hs-signal-value" style="font-size:1.5rem">{_e(s.text)}</b></span>'
+        for s in signals)
+    tail = (f'<div style="font-size:0.9rem;color:#666">{_e(note)}</div>' if note else "")
+    return (f'<div class="hs-signals" style="margin:4px 0 10px 0"><div style="font-size:1.05rem;'
+            f'font-weight:600;color:#333">Live signals</div>{items}{tail}</div>')
 
 
 def issues_list(issues: Iterable[ChannelIssue]) -> str:

@@ -100,6 +100,14 @@ def _pick_station(client: LiveClient, now_ns: int) -> str | None:
     return station
 
 
+def _signals_note(view: StationView) -> str:
+    if view.normalization == "mvc":
+        return "EMG envelopes in mV; per-stride ratios normalised to MVC"
+    return ("EMG envelopes in mV; per-stride ratios are relative — MVC not yet measured"
+            if view.strides_total else "EMG envelopes in mV; hip and pelvis angles once the "
+            "standing calibration is done; per-stride numbers once running")
+
+
 @st.fragment(run_every=NUMBERS_EVERY_S)
 def numbers() -> None:
     """Station picker, the feed's health, the cue, signal problems and the big numbers."""
@@ -128,7 +136,12 @@ def numbers() -> None:
         f"session {view.session}" if view.session else None,
         view.phase, f"{view.strides_total} strides") if x)
     st.caption(md(state))
-    st.html(live_html.cue_banner(view.cues))
+    phase = view.phase_view
+    if phase is not None and phase.running:
+        st.html(live_html.cue_banner(view.cues))
+    elif phase is not None:  # calibrating, standing, prone: no running cue ("keep going")
+        st.html(live_html.phase_banner(phase))
+    st.html(live_html.signals_row(view.signals, note=_signals_note(view)))
     issues = live_html.issues_list(view.issues)
     if issues:
         st.html(issues)
