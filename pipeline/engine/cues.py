@@ -22,8 +22,19 @@ been false in 11 of the last 15 strides. Between 5 and 9 the cue keeps its state
 true/false sequence (7–8 of 15) never raises a quiet cue and never clears an active one.
 Asymmetry: *alert* above 15 % SI, *caution* in 10–15 %; the level steps down only once |SI| is
 ``si_hysteresis_pct`` (2 %) below the boundary it crossed (alert → caution below 13 %, caution →
-clear below 8 %). Signal problems: raised when a channel is flagged in 3 of the side's last 5
-strides, cleared when it is flagged in none of them.
+clear below 8 %). A difference counts only when it is larger than the measurement can tell
+apart from noise: at least the metric's fixed minimum (2° of hip extension, the IMU's accuracy)
+*and*, to raise a level, ``asymmetry_min_z`` (3) standard errors of the difference of the two
+medians, estimated from the strides' own spread (1.2533 · 1.4826 · MAD / √n per side); a
+difference within the noise keeps an active level but raises none. A per-stride ratio varies
+by ~15 %, so two 20-stride medians of a symmetric runner differ by 10–15 % often; without
+this the cue raised and cleared every few seconds. And the same hold as the windowed cues:
+each stride (either side) calls for a level; a level is raised when called for in 10 of the
+last 15 strides, and steps down when called for in at most 4 of them. The glute:hamstring ratio of
+``"relative"``-normalised rows does not enter the asymmetry at all: each channel is scaled by
+its own running level, so both sides read ~1 by construction. Signal problems: raised when a
+channel is flagged in 3 of the side's last 5 strides, cleared when it is flagged in none of
+them.
 
 Rows arrive one at a time per side, in time order. A row with ``valid`` False is ignored
 entirely (metrics and quality flags); a NaN metric is ignored for that metric's cue only (it
@@ -124,6 +135,12 @@ class CueThresholds:
         the smallest |right − left| that counts at all: below the measurement's own accuracy
         (about 2° for IMU hip angles) a difference is not evidence of asymmetry, however large
         the SI of two small numbers.
+    asymmetry_min_z : float
+        A difference raises a level only if at least this many standard errors of the
+        difference of the two medians (from each side's MAD over the window): the noise of a
+        per-stride ratio (~15 %) is not asymmetry. 0 turns the test off. The level each stride
+        calls for is held like a windowed cue's condition (``min_strides`` of
+        ``window_strides`` to raise, at most ``clear_max_strides`` to step down).
     signal_window_strides, signal_min_strides : int
         Signal problem: flagged in ``signal_min_strides`` of the side's last
         ``signal_window_strides`` strides; cleared when flagged in none of them.
@@ -143,6 +160,7 @@ class CueThresholds:
     si_hysteresis_pct: float = 2.0
     asymmetry_metrics: tuple[tuple[str, float, float], ...] = (
         ("glute_ham_ratio", 0.05, 0.0), ("peak_hip_extension_deg", 3.0, 2.0))
+    asymmetry_min_z: float = 3.0
     signal_window_strides: int = 5
     signal_min_strides: int = 3
 
@@ -155,6 +173,8 @@ class CueThresholds:
             raise ValueError("need 0 < signal_min_strides <= signal_window_strides")
         if self.asymmetry_window_strides < 1:
             raise ValueError("asymmetry_window_strides must be at least 1")
+        if self.asymmetry_min_z < 0:
+            raise ValueError("asymmetry_min_z must not be negative")
 
 
 @dataclass(frozen=True)
@@ -319,6 +339,17 @@ def _median(values: Iterable[float]) -> float:
     return float((ordered[mid - 1] + ordered[mid]) / 2)
 
 
+def _median_difference_se(left: Iterable[float], right: Iterable[float]) -> float:
+    """Standard error of ``median(right) − median(left)``: per side 1.2533 · σ / √n with σ
+    from the MAD (1.4826 · MAD), robust to the odd mis-detected stride."""
+    total = 0.0
+    for values in (left, right):
+        arr = np.asarray(list(values), dtype=float)
+        mad = float(np.median(np.abs(arr - np.median(arr))))
+        total += (1.2533 * 1.4826 * mad) ** 2 / len(arr)
+    return math.sqrt(total)
+
+
 def _num(value: Any) -> float:
     try:
         return float(value)
@@ -357,6 +388,7 @@ def _channel_side(channel: str) -> str | None:
     return tail if tail in SIDES else None
 
 
+_LEVEL_RANK = {None: 0, "caution": 1, "alert": 2}
 _WINDOWED = ("hamstring_dominant", "limited_hip_extension", "pelvis_tipping_forward",
              "glutes_late")
 
@@ -389,6 +421,8 @@ class CueTracker:
         self._asym = {(m, s): deque(maxlen=th.asymmetry_window_strides)
                       for m, _, _ in th.asymmetry_metrics for s in SIDES}
         self._signal = {s: deque(maxlen=th.signal_window_strides) for s in SIDES}
+        #: the asymmetry level each of the latest strides called for (0 none, 1 caution, 2 alert)
+        self._asym_levels: deque[int] = deque(maxlen=th.window_strides)
         #: (cue, side, channel) -> level of every active cue.
         self._active: dict[tuple[str, str | None, str | None], str] = {}
         #: the latest raise event of every active cue (its message and since when).
@@ -549,27 +583,38 @@ class CueTracker:
     def _asymmetry(self, side: str, row: Mapping[str, Any], t: float) -> list[CueEvent]:
         th = self.thresholds
         n = th.asymmetry_window_strides
-        worst: tuple[float, str, float, float] | None = None
+        key = ("asymmetry", None, None)
+        current = self._active.get(key)
+        have = _LEVEL_RANK[current]
+        best: tuple[int, float, str, float, float] | None = None  # rank, si, metric, medians
         for metric, min_mean, min_difference in th.asymmetry_metrics:
             value = _num(row.get(metric))
-            if math.isfinite(value):
+            relative = metric == "glute_ham_ratio" and row.get("normalization") == "relative"
+            if math.isfinite(value) and not relative:
                 self._asym[(metric, side)].append(value)
             left, right = self._asym[(metric, "l")], self._asym[(metric, "r")]
             if len(left) < n or len(right) < n:
                 continue
             med_l, med_r = _median(left), _median(right)
-            if abs(0.5 * (med_l + med_r)) < min_mean or abs(med_r - med_l) < min_difference:
-                continue
             si = symmetry_index_pct(med_r, med_l)
-            if math.isfinite(si) and (worst is None or abs(si) > abs(worst[0])):
-                worst = (si, metric, med_l, med_r)
-        if worst is None:
+            if not math.isfinite(si):
+                continue
+            rank = 0
+            difference = abs(med_r - med_l)
+            if abs(0.5 * (med_l + med_r)) >= min_mean and difference >= min_difference:
+                rank = _LEVEL_RANK[self._asymmetry_level(abs(si), current)]
+                if difference < th.asymmetry_min_z * _median_difference_se(left, right):
+                    rank = min(rank, have)  # not beyond noise: keeps a level, raises none
+            if best is None or (rank, abs(si)) > (best[0], abs(best[1])):
+                best = (rank, si, metric, med_l, med_r)
+        if best is None:
             return []
-        si, metric, med_l, med_r = worst
-        level = self._asymmetry_level(abs(si), self._active.get(("asymmetry", None, None)))
-        key = ("asymmetry", None, None)
-        ev = {"si_pct": si, "metric": metric, "left": med_l, "right": med_r, "strides": n}
-        current = self._active.get(key)
+        rank, si, metric, med_l, med_r = best
+        self._asym_levels.append(rank)
+        level = self._held_asymmetry_level(current)
+        ev = {"si_pct": si, "metric": metric, "left": med_l, "right": med_r, "strides": n,
+              "held": sum(r >= _LEVEL_RANK[level or current] for r in self._asym_levels),
+              "window": len(self._asym_levels)}
         if level == current:
             return []
         if level is None:
@@ -577,6 +622,23 @@ class CueTracker:
             return [self._event("asymmetry", "clear", None, current or "alert", t, ev)]
         self._active[key] = level
         return [self._event("asymmetry", "raise", None, level, t, ev)]
+
+    def _held_asymmetry_level(self, current: str | None) -> str | None:
+        """The level after the hold: up to a level called for in ``min_strides`` of the last
+        ``window_strides`` strides; down only when the current level was called for in at
+        most ``clear_max_strides`` of them (to caution if that still was called for more)."""
+        th = self.thresholds
+        have = _LEVEL_RANK[current]
+
+        def held(rank: int) -> int:
+            return sum(r >= rank for r in self._asym_levels)
+
+        for name in ("alert", "caution"):
+            if _LEVEL_RANK[name] > have and held(_LEVEL_RANK[name]) >= th.min_strides:
+                return name
+        if have and held(have) <= th.clear_max_strides:
+            return "caution" if have == 2 and held(1) > th.clear_max_strides else None
+        return current
 
     def _asymmetry_level(self, si_abs: float, current: str | None) -> str | None:
         th = self.thresholds

@@ -264,11 +264,12 @@ def test_symmetry_index_math():
 
 def test_asymmetry_waits_for_20_strides_per_side_then_alerts_with_the_si():
     rows = []
-    for k in range(20):
+    for k in range(25):
         rows += [row("l", k, glute_ham_ratio=1.0), row("r", k, glute_ham_ratio=0.8)]
     tracker = CueTracker(stored())
-    assert raises(feed(tracker, rows[:-1]), "asymmetry") == []
-    events = tracker.update(rows[-1])
+    # both windows full at the 40th row; the alert holds 10 of 15 strides: the 49th raises it
+    assert raises(feed(tracker, rows[:48]), "asymmetry") == []
+    events = tracker.update(rows[48])
     assert [(e.cue, e.level, e.side) for e in events] == [("asymmetry", "alert", None)]
     assert events[0].evidence["si_pct"] == pytest.approx(symmetry_index_pct(0.8, 1.0))
     assert events[0].evidence["metric"] == "glute_ham_ratio"
@@ -286,7 +287,7 @@ def test_asymmetry_caution_band_and_si_hysteresis():
 
     si = abs(symmetry_index_pct(0.88, 1.0))
     assert 10 < si < 15
-    assert run(0.88) == [("raise", "caution")]
+    assert run(0.88, 25) == [("raise", "caution")]  # windows full after 20, held 10 of 15
     assert run(0.84) == [("raise", "alert")]  # |SI| ~ 17 %
     assert run(0.87) == []  # 13.9 %: still above 15 - 2
     assert run(0.88) == [("raise", "caution")]  # 12.8 % < 13
