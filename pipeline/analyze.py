@@ -26,7 +26,9 @@ and pelvic tilt, cues, and (when the session has one) the prone hip extension te
 inputs (one of):
   --emg EMG.csv --imu IMU.csv   the CSV pair of docs/formats.md (time_s + canonical columns)
   --recording FILE.hsrec        a HipStride recording (raw frames, as the pipeline keeps them)
-  --c3d FILE.c3d                a C3D file (analog EMG and IMU channels; --map for labels)
+  --c3d FILE.c3d                a C3D file: analog EMG and IMU channels (--map for labels);
+                                strides from its force plates, EVENT section or markers
+                                when it has no thigh/shank IMU (docs/formats.md, C3D)
 
 outputs in --out DIR:
   strides.csv    one row per stride and side (DOMAIN.md's metrics, plus side, stride_index,
@@ -67,6 +69,10 @@ def add_arguments(parser: Any) -> None:
                         help="session seconds of MVC trials in the same file (instead of --mvc)")
     parser.add_argument("--prone", metavar="START:END",
                         help="session seconds of a prone hip extension test in the same file")
+    for kind, example in (("emg", "V, mV, uV"), ("acc", "m/s^2, g"), ("gyr", "deg/s, rad/s")):
+        parser.add_argument(f"--{kind}-unit", metavar="UNIT",
+                            help=f"unit of the file's {kind.upper()} channels ({example}); "
+                                 "overrides a C3D's ANALOG:UNITS")
     parser.add_argument("--athlete", help="athlete name for the report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -88,9 +94,11 @@ def read_input(args: Any) -> SessionInput:
         raise SessionInputError("give exactly one input: --emg/--imu, --recording or --c3d")
     if chosen == ["recording"]:
         return read_recording(args.recording, standing_s=args.standing_s)
+    units = {f"{kind}_unit": getattr(args, f"{kind}_unit", None) for kind in ("emg", "acc", "gyr")}
     if chosen == ["c3d"]:
-        return read_c3d(args.c3d, mapping=rename, standing_s=args.standing_s)
-    return read_csv_session(args.emg, args.imu, rename=rename, standing_s=args.standing_s)
+        return read_c3d(args.c3d, mapping=rename, standing_s=args.standing_s, **units)
+    return read_csv_session(args.emg, args.imu, rename=rename, standing_s=args.standing_s,
+                            **{k: v for k, v in units.items() if v})
 
 
 def read_mvc(path: str | None, rename: dict | None = None) -> EmgData | None:
@@ -177,7 +185,10 @@ def run(args: Any) -> int:
     except (SessionInputError, CsvFormatError) as err:
         print(f"hipstride analyze: {err}", file=sys.stderr)
         return 2
-    if session.calibration is not None:
+    if session.events:
+        print("strides from the file's gait events: " + ", ".join(
+            f"{side} {ev.method}" for side, ev in sorted(session.events.items())))
+    elif session.calibration is not None:
         print(f"calibration from the recording, {describe_calibration(session.calibration)} "
               "(the file has no standing period)")
     else:
@@ -215,7 +226,7 @@ def run(args: Any) -> int:
         else:
             result = analyze(session.emg, session.imus, standing_s=(0.0, args.standing_s),
                              mvc=mvc, prone_s=prone, running_end_s=running_end_s,
-                             progress=progress)
+                             events=session.events or None, progress=progress)
     except AnalysisError as err:
         print(f"hipstride analyze: {err}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ ignored.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Mapping
@@ -33,7 +34,21 @@ import numpy as np
 
 from hipstride.csvformat import EMG_COLUMNS, IMU_COLUMNS
 from hipstride.pipeline.engine.data import EmgData, ImuData
-from hipstride.pipeline.io.session import SessionInput, SessionInputError, assemble_session
+from hipstride.pipeline.io.c3d_lab import (
+    LabEvents,
+    Markers,
+    lab_events,
+    markers_of,
+    open_c3d,
+    param,
+)
+from hipstride.pipeline.io.session import (
+    SIDE_NAMES,
+    SessionInput,
+    SessionInputError,
+    assemble_session,
+    check_units,
+)
 from hipstride.streams import IMU_CHANNELS, IMU_SEGMENTS
 
 G_MS2 = 9.80665
@@ -43,9 +58,13 @@ ACC_UNITS_TO_MS2 = {"m/s^2": 1.0, "m/s2": 1.0, "m/s/s": 1.0, "mm/s^2": 1e-3, "mm
 GYR_UNITS_TO_DPS = {"deg/s": 1.0, "dps": 1.0, "°/s": 1.0, "rad/s": 180.0 / np.pi}
 
 _MUSCLES = {
-    "glute_max": r"glut(?:eus|eal|e|)\s?max(?:imus)?|gmax",
-    "biceps_femoris": r"biceps\s?fem(?:oris)?|bic\s?fem|bf|lat(?:eral)?\s?ham(?:string)?s?",
-    "semitendinosus": r"semi\s?ten(?:d(?:inosus)?)?|st|med(?:ial)?\s?ham(?:string)?s?",
+    # French clinical labels too: GRF grand fessier (glute max), BIC biceps fémoral,
+    # ISC ischio-jambiers (hamstrings, taken as the medial ones), semi-membraneux.
+    "glute_max": r"glut(?:eus|eal|e|)\s?max(?:imus)?|gmax|grf|grand\s?fessier",
+    "biceps_femoris": r"biceps\s?fem(?:oris|oral)?|bic\s?fem|bf|bic|"
+                      r"lat(?:eral)?\s?ham(?:string)?s?",
+    "semitendinosus": r"semi\s?ten(?:d(?:inosus)?)?|st|med(?:ial)?\s?ham(?:string)?s?|"
+                      r"semi\s?mem(?:branosus|braneux)?|sm|isc|ischio(?:\s?jambiers?)?",
     "erector_spinae": r"erector(?:\s?spinae)?|es",
 }
 _SEGMENTS = {"pelvis": r"pelvis|pelvic|sacrum|sacral", "thigh": r"thigh|femur",
@@ -160,32 +179,31 @@ def read_c3d(
         Unreadable file, a bad mapping, no recognised EMG or IMU channel (listing the labels),
         unknown units, data in an implausible unit, no standing period, nothing to compute.
     """
-    import ezc3d  # optional dependency of the pipeline: only needed for C3D
-
     path = Path(path)
-    try:
-        c3d = ezc3d.c3d(str(path))
-    except (OSError, RuntimeError, ValueError) as err:
-        raise SessionInputError(f"{path}: cannot read it as C3D ({err})") from None
+    c3d = open_c3d(path, force_plates=True)
+    header = c3d["header"]
+    point_rate = float(header["points"]["frame_rate"] or 0.0)
+    first_frame = int(header["points"]["first_frame"])
+    file_start_s = first_frame / point_rate if point_rate > 0 else 0.0
+    markers = markers_of(c3d, start_s=file_start_s)
+    lab = lab_events(c3d, c3d, markers)
+    found = _found(markers, lab)
     analog = c3d["parameters"]["ANALOG"]
-    labels = [str(v).strip() for v in analog["LABELS"]["value"]]
+    labels = [str(v).strip() for v in param(c3d, "ANALOG", "LABELS", [])]
     data = np.asarray(c3d["data"]["analogs"], dtype=np.float64)
     if data.ndim != 3 or not labels or data.shape[1] == 0 or data.shape[2] < 2:
-        raise SessionInputError(f"{path}: no analog channels (labels: {labels or 'none'}); "
-                                "HipStride reads EMG and IMU from the C3D's analog data")
+        raise SessionInputError(f"{path}: no analog channels (labels: {labels or 'none'}), so "
+                                f"no EMG or IMU ({found}); HipStride reads EMG and IMUs from "
+                                "the C3D's analog data: export the trial with its EMG")
     data = data[0].T  # (frames, channels)
     labels = labels[: data.shape[1]] + [f"channel {i + 1}" for i in range(len(labels),
                                                                          data.shape[1])]
     units = [_unit(str(v)) for v in analog["UNITS"]["value"]] if "UNITS" in analog else []
     units += [""] * (len(labels) - len(units))
-    rate_hz = float(np.ravel(analog["RATE"]["value"])[0])
+    rate_hz = float((list(np.ravel(param(c3d, "ANALOG", "RATE", []))) or [0.0])[0])
     if not rate_hz > 0:
         raise SessionInputError(f"{path}: ANALOG:RATE is {rate_hz}; it must be the analog "
                                 "sample rate in Hz")
-    header = c3d["header"]
-    point_rate = float(header["points"]["frame_rate"] or 0.0)
-    first_frame = int(header["points"]["first_frame"])
-    file_start_s = first_frame / point_rate if point_rate > 0 else 0.0
 
     problems: list[str] = []
     notes: list[str] = []
@@ -221,20 +239,28 @@ def read_c3d(
             mountings[segment], dtype=float)
         imus[segment] = ImuData(segment, x[:, :3].copy(), x[:, 3:].copy(), rate_hz,
                                 file_start_s, mounting)
+    if emg is None and not imus and lab.method:
+        raise SessionInputError(
+            f"{path}: gait events found ({found}) but no EMG channel recognised among the "
+            f"analog labels {', '.join(map(repr, labels))}, and HipStride does not compute "
+            "hip angles from markers: map the EMG labels with --map (e.g. "
+            "'EMG 1=glute_max_l'), or record thigh IMUs (docs/formats.md, C3D)")
     if emg is None and not imus:
         imu_like = [lb for lb in ignored if imu_axis(lb)]
         raise SessionInputError(
             f"{path}: no EMG or IMU channel recognised among the analog labels "
-            f"{', '.join(map(repr, labels))}"
+            f"{', '.join(map(repr, labels))} (the file has {found})"
             + (f" (IMU axes without a segment: {', '.join(map(repr, imu_like))})"
                if imu_like else "")
             + ". Give a mapping from label to canonical name, e.g. "
               "{'EMG1': 'glute_max_l', 'EMG2': 'glute_max_r', 'EMG3': 'biceps_femoris_l', "
               "'EMG4': 'biceps_femoris_r', 'Sensor 1': 'pelvis'} (docs/formats.md, C3D)")
     n_points = int(header["points"]["size"])
-    if n_points:
-        notes.append(f"{n_points} marker trajectories (point data) ignored: HipStride reads "
-                     "the analog EMG and IMU channels only")
+    if n_points and not (lab.method and not any(s.startswith(("thigh", "shank"))
+                                                for s in imus)):
+        notes.append(f"{n_points} marker trajectories (point data) ignored: with thigh or "
+                     "shank IMUs, or without gait events, HipStride reads the analog channels "
+                     "only")
     if ignored:
         notes.append(f"analog channels not used: {', '.join(ignored)}")
     unassigned = [lb for lb in ignored if imu_axis(lb)]
@@ -262,10 +288,60 @@ def read_c3d(
     claimed = {"emg_unit": emg_unit or "the C3D's ANALOG:UNITS",
                "acc_unit": acc_unit or "the C3D's ANALOG:UNITS",
                "gyr_unit": gyr_unit or "the C3D's ANALOG:UNITS"}
-    return assemble_session(
-        emg, imus, source=path.name, start_time_ns=None, problems=problems, metadata=metadata,
-        standing_s=standing_s, units=claimed,
-        unit_advice="Override the file's units with emg_unit / acc_unit / gyr_unit")
+    advice = "Override the file's units with emg_unit / acc_unit / gyr_unit (--emg-unit ...)"
+    stride_imus = [s for s in imus if s.startswith(("thigh_", "shank_"))]
+    if stride_imus or not lab.method:
+        if not stride_imus and emg is not None:
+            raise SessionInputError(
+                f"{path}: EMG found ({', '.join(emg.channels)}) but no strides: no thigh or "
+                f"shank IMU and no gait events in the file ({found}, no usable force-plate "
+                "contacts or EVENT section). Strides need force plates, Foot Strike / Foot "
+                "Off events, heel and toe markers with ASIS/PSIS, or thigh/shank IMUs: add "
+                "the events in the lab's software and export again (docs/formats.md, C3D)")
+        return assemble_session(
+            emg, imus, source=path.name, start_time_ns=None, problems=problems,
+            metadata=metadata, standing_s=standing_s, units=claimed, unit_advice=advice)
+    return _lab_session(emg, imus, lab, source=path.name, problems=problems + lab.notes,
+                        metadata=metadata, units=claimed, advice=advice, found=found)
+
+
+def _found(markers: Markers, lab: LabEvents) -> str:
+    """What the file holds besides analog EMG/IMU, in words."""
+    parts = [f"{len(markers.xyz)} markers" if markers.xyz else "no markers"]
+    parts += [f"{'left' if s == 'l' else 'right'} strides from {m}"
+              for s, m in sorted(lab.method.items())]
+    return ", ".join(parts)
+
+
+def _lab_session(emg: EmgData | None, imus: dict[str, ImuData], lab: LabEvents, *,
+                 source: str, problems: list[str], metadata: dict[str, Any],
+                 units: dict[str, str], advice: str, found: str) -> SessionInput:
+    """A session whose strides come from the file's gait events (no thigh/shank IMU): EMG
+    only, or EMG with a pelvis IMU. No standing period is needed (nothing to calibrate)."""
+    if emg is None:
+        raise SessionInputError(
+            f"{source}: gait events found ({found}) but no EMG channel recognised, and "
+            "HipStride does not compute hip angles from markers: map the EMG labels with "
+            "--map (e.g. 'EMG 1=glute_max_l'), or record thigh IMUs (docs/formats.md, C3D)")
+    origin = min([emg.start_s] + [i.start_s for i in imus.values()])
+    emg = dataclasses.replace(emg, start_s=emg.start_s - origin)
+    imus = {s: dataclasses.replace(i, start_s=i.start_s - origin) for s, i in imus.items()}
+    metadata = dict(metadata, file_time_s=origin, gait_method=dict(lab.method))
+    check_units(emg, imus, source=source, advice=advice, **units)
+    problems = list(problems)
+    for side, name in SIDE_NAMES.items():
+        if side not in lab.method:
+            problems.append(f"no gait events on the {name} side: no {name} strides")
+        for muscle in ("glute_max", "biceps_femoris"):
+            if f"{muscle}_{side}" not in emg.channels:
+                problems.append(f"no {muscle}_{side} EMG: no {name} "
+                                + ("glute_onset_ms" if muscle == "glute_max"
+                                   else "hamstring_onset_ms") + ", onset_lag_ms, "
+                                "glute_ham_ratio")
+    problems.append("no thigh IMU or marker angles: glute:hamstring ratios are taken over "
+                    "the gait phase from late swing to toe-off, not between the hip's peaks")
+    return SessionInput(emg=emg, imus=imus, source=source, problems=problems,
+                        metadata=metadata, events=lab.gait_events(origin))
 
 
 def _assign(labels: list[str], mapping: Mapping[str, str], problems: list[str], path: Path
@@ -283,8 +359,7 @@ def _assign(labels: list[str], mapping: Mapping[str, str], problems: list[str], 
     targets: dict[int, str] = {}
     decided: set[int] = set()
     for key, target in mapping.items():
-        hits = [i for i, lb in enumerate(labels) if lb == key.strip()] or [
-            i for i, lb in enumerate(labels) if lb.casefold() == key.strip().casefold()]
+        hits = _label_hits(key, labels)
         if target in IMU_SEGMENTS:
             hits = [i for i, lb in enumerate(labels) if _key_matches(key.strip(), lb)
                     and imu_axis(lb)]
@@ -311,6 +386,23 @@ def _assign(labels: list[str], mapping: Mapping[str, str], problems: list[str], 
                 f"{t!r}; map one of them to another name or to '' (ignore)")
         seen[t] = i
     return targets
+
+
+def _label_hits(key: str, labels: list[str]) -> list[int]:
+    """Labels a mapping key names: the same text (any case); else the same after a vendor
+    prefix (``Delsys: EMG 1`` for ``EMG 1``); else a label that is the key cut to the C3D's
+    label width (16 or 32 characters)."""
+    key = key.strip()
+    exact = [i for i, lb in enumerate(labels) if lb == key] or [
+        i for i, lb in enumerate(labels) if lb.casefold() == key.casefold()]
+    if exact:
+        return exact
+    tail = [i for i, lb in enumerate(labels)
+            if ":" in lb and lb.rsplit(":", 1)[1].strip().casefold() == key.casefold()]
+    if tail:
+        return tail
+    return [i for i, lb in enumerate(labels)
+            if len(lb) >= 12 and len(key) > len(lb) and key.casefold().startswith(lb.casefold())]
 
 
 def _factor(table: Mapping[str, float], unit: str, label: str, key: str) -> float:

@@ -88,6 +88,9 @@ class SessionInput:
     metadata: dict[str, Any] = field(default_factory=dict)
     gaps: tuple[Gap, ...] = ()
     calibration: dict[str, Any] | None = None
+    #: Gait events per side the file itself gives (a lab C3D's force plates, EVENT section
+    #: or markers), session seconds; the engine uses them instead of IMU events.
+    events: dict[str, Any] = field(default_factory=dict)
 
     @property
     def emg_channels(self) -> tuple[str, ...]:

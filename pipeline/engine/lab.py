@@ -1,0 +1,155 @@
+"""Sessions whose strides come from the file, not from IMUs: a lab C3D's force plates, its
+EVENT section or its markers (``gait_method`` ``force_plate``, ``c3d_events``, ``markers``).
+
+EMG-only is first-class here: onsets per stride as always, and — with no hip angle to find
+the extension phase — the glute:hamstring ratio over the gait phase that holds it, from late
+swing (:data:`RATIO_FROM` of the previous stride before IC) to toe-off (or
+:data:`RATIO_TO_DEFAULT` of the stride when toe-off is unknown). A channel whose envelope
+does not repeat with the gait cycle is taken as showing no muscle activity (noise, an
+electrode off the muscle): it is flagged ``no_activity`` and gets no onset or ratio.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .cues import Baseline, CueThresholds, classify_session, evaluate_cues
+from .data import EmgData, GaitEvents, ImuData
+from .result import AnalysisResult
+from .strides import MuscleActivity, emg_integrate, emg_preprocess, stride_rows
+from .summary import summarise
+
+#: Late swing, as a fraction of the stride before IC, where the extension phase starts.
+RATIO_FROM = 0.15
+RATIO_TO_DEFAULT = 0.4
+#: A channel is active when its stride-to-stride envelope curves correlate by at least this
+#: (mean over pairs of strides) or its envelope's 95th percentile is this many times its 5th.
+ACTIVE_MIN_CORRELATION = 0.3
+ACTIVE_MIN_CONTRAST = 4.0
+
+
+def activity_check(envelope_mv: np.ndarray, rate_hz: float, start_s: float,
+                   events: dict[str, GaitEvents]) -> dict[int, tuple[float, float]]:
+    """Per channel index: (mean stride-to-stride correlation of the envelope, p95/p5
+    contrast); the correlation is NaN with fewer than 2 strides."""
+    out = {}
+    grid = np.linspace(0.0, 1.0, 50, endpoint=False)
+    for i in range(envelope_mv.shape[1]):
+        env = envelope_mv[:, i]
+        curves = []
+        for ev in events.values():
+            for k in range(ev.n_strides):
+                a, b = ev.ic_s[k], ev.ic_s[k + 1]
+                idx = np.round((a + grid * (b - a) - start_s) * rate_hz).astype(int)
+                if ev.valid[k] and idx[0] >= 0 and idx[-1] < len(env):
+                    curves.append(env[idx])
+        corr = math.nan
+        if len(curves) >= 2:
+            c = np.corrcoef(np.asarray(curves))
+            corr = float(np.nanmean(c[np.triu_indices(len(curves), 1)]))
+        lo, hi = np.percentile(env[np.isfinite(env)], [5, 95]) if np.isfinite(env).any() \
+            else (math.nan, math.nan)
+        out[i] = (corr, float(hi / lo) if lo > 0 else math.inf)
+    return out
+
+
+def emg_by_phase(row: dict, activity: MuscleActivity, events: GaitEvents, k: int) -> float:
+    """∫ glute / ∫ hamstrings (normalised envelopes) from late swing to toe-off."""
+    from .strides import _mean_envelope
+
+    side = row["side"]
+    glute = _mean_envelope(activity, [f"glute_max_{side}"])
+    ham = _mean_envelope(activity, [f"biceps_femoris_{side}", f"semitendinosus_{side}"])
+    if glute is None or ham is None:
+        return math.nan
+    ic, period = row["stride_start_s"], row["stride_time_s"]
+    toe = events.toe_off_s[k]
+    end = toe if np.isfinite(toe) else ic + RATIO_TO_DEFAULT * period
+    a, b = activity.sample(ic - RATIO_FROM * period), activity.sample(end)
+    if a < 0 or b > len(glute) or b - a < 2:
+        return math.nan
+    h = emg_integrate(ham, a, b, activity.rate_hz)
+    return float(emg_integrate(glute, a, b, activity.rate_hz) / h) if h > 0 else math.nan
+
+
+def analyze_with_events(emg: EmgData | None, imus: dict[str, ImuData],
+                        events: dict[str, GaitEvents], *, mvc: EmgData | None = None,
+                        baseline: Baseline | None = None,
+                        thresholds: CueThresholds | None = None,
+                        progress: Callable[[str, float], None] | None = None
+                        ) -> AnalysisResult:
+    """Per-stride rows from given events and EMG (no kinematics). Raises ValueError when
+    there is no EMG or no stride."""
+    from .analysis import _muscle_activity
+
+    def step(stage: str, fraction: float) -> None:
+        if progress is not None:
+            progress(stage, fraction)
+
+    events = {s: e for s, e in events.items() if e.n_strides > 0}
+    if emg is None:
+        raise ValueError("gait events but no EMG: nothing to analyse per stride")
+    if not events:
+        raise ValueError("too few strides: the file's gait events give no stride (two initial "
+                         "contacts of the same foot) on either side")
+    problems: list[str] = []
+    if imus:
+        problems.append(f"IMU {', '.join(imus)} not used: strides come from the file's gait "
+                        "events, and kinematics need thigh IMUs")
+    step("EMG", 0.3)
+    ic = np.sort(np.concatenate([e.ic_s for e in events.values()]))
+    activity = None
+    try:
+        activity = _muscle_activity(emg, ic, mvc, None, [])  # type: ignore[arg-type]
+    except ValueError as err:
+        problems.append(f"EMG not analysed: {err}")
+    if activity is not None:
+        raw_env, _ = emg_preprocess(emg)
+        checks = activity_check(np.asarray(raw_env, float), emg.rate_hz, emg.start_s, events)
+        for i, (corr, contrast) in checks.items():
+            channel = emg.channels[i]
+            if not (corr >= ACTIVE_MIN_CORRELATION or contrast >= ACTIVE_MIN_CONTRAST):
+                activity.flags.setdefault(channel, []).append("no_activity")
+                problems.append(
+                    f"{channel} shows no muscle activity (its envelope does not repeat with "
+                    f"the gait cycle: stride-to-stride correlation {corr:.2f}, contrast "
+                    f"{contrast:.1f}): no onset or ratio from it; check the electrode's "
+                    "placement and skin contact")
+        if activity.normalization == "relative":
+            problems.append("no MVC trials: EMG is normalised to the session's own strides, "
+                            "so glute:hamstring ratios are relative (compare them within this "
+                            "session only)")
+    step("strides", 0.7)
+    rows = []
+    for side, ev in events.items():
+        for k, row in enumerate(stride_rows(side, ev, None, activity)):
+            if activity is not None:
+                row["glute_ham_ratio"] = emg_by_phase(row, activity, ev, k)
+            if not ev.valid[k]:
+                row["quality"] = ";".join(q for q in (row["quality"], "rejected") if q)
+            rows.append(row)
+    rows.sort(key=lambda r: (r["stride_start_s"], r["side"]))
+    cue_events = [e.to_dict() for e in evaluate_cues(rows, baseline,
+                                                     thresholds=thresholds or CueThresholds())]
+    summary: dict[str, Any] = summarise(rows)
+    summary["cues"] = cue_events
+    summary["classification"] = sorted(classify_session(rows, baseline, thresholds=thresholds))
+    summary["quality"] = {
+        "normalization": activity.normalization if activity else None,
+        "gait_method": {side: ev.method for side, ev in events.items()},
+        "ratio_window": "late swing to toe-off (no hip angles)",
+        "channel_flags": dict(activity.flags) if activity else {},
+        "channel_notes": dict(activity.notes) if activity else {},
+        "problems": problems,
+    }
+    summary["holes"] = []
+    step("done", 1.0)
+    from .analysis import _ensembles
+
+    return AnalysisResult(rows=rows, events=events, kinematics=None, activity=activity,
+                          ensembles=_ensembles(events, None, activity), cue_events=cue_events,
+                          phe=None, summary=summary, problems=problems)
