@@ -131,6 +131,9 @@ class StationState:
     open_phase: dict[str, Any] | None = None
     #: the muscles of this session's MVC trials in the order they came (trial k of n)
     mvc_order: list[str] = field(default_factory=list)
+    #: the live message's latest hip flexion (l, r) and pelvic tilt, degrees (NaN: none):
+    #: there from the standing calibration on, before the angle ``series`` (running) is
+    latest_angles: tuple[float, float, float] = (math.nan, math.nan, math.nan)
 
 
 class Feed:
@@ -260,6 +263,7 @@ def _forget_session(state: StationState) -> None:
     state.problems.clear()
     state.open_phase = None
     state.mvc_order.clear()
+    state.latest_angles = (math.nan, math.nan, math.nan)
 
 
 def _apply_live(state: StationState, body: Mapping[str, Any], now_ns: int) -> None:
@@ -281,6 +285,8 @@ def _apply_live(state: StationState, body: Mapping[str, Any], now_ns: int) -> No
     hip = hip if isinstance(hip, Mapping) else {}
     envelope = body.get("envelope_mv") or {}
     envelope = envelope if isinstance(envelope, Mapping) else {}
+    state.latest_angles = (_num(hip.get("l")), _num(hip.get("r")),
+                           _num(body.get("pelvic_tilt_deg")))
     chart_series = body.get("series")
     if isinstance(chart_series, Mapping):
         _apply_series(state, chart_series)
@@ -663,7 +669,7 @@ def station_view(state: StationState, now_ns: int) -> StationView:
         phase_view=phase_view(session=state.session, open_phase=state.open_phase,
                               engine_phase=state.phase, mvc_order=state.mvc_order,
                               n_channels=len(envelope_channels), now_ns=now_ns),
-        signals=signals(list(state.samples), list(state.angles)),
+        signals=signals(list(state.samples), list(state.angles), state.latest_angles),
         normalization=normalization)
 
 

@@ -109,6 +109,13 @@ def phase_view(*, session: Mapping[str, Any] | None, open_phase: Mapping[str, An
     return PhaseView("unknown", "Waiting for the pipeline", "No live data yet", "", False)
 
 
+def _mv(value: float) -> str:
+    """An envelope in mV with three significant digits at rest as in an effort."""
+    if not math.isfinite(value):
+        return "—"
+    return f"{value:.3f} mV" if abs(value) >= 0.1 else f"{value:.4f} mV"
+
+
 def _newest(rows: Sequence[tuple], index: int) -> float:
     for row in reversed(rows):
         v = row[index]
@@ -117,9 +124,12 @@ def _newest(rows: Sequence[tuple], index: int) -> float:
     return math.nan
 
 
-def signals(samples: Sequence[tuple], angles: Sequence[tuple]) -> tuple[Signal, ...]:
+def signals(samples: Sequence[tuple], angles: Sequence[tuple],
+            latest: Sequence[float] = (math.nan, math.nan, math.nan)) -> tuple[Signal, ...]:
     """The newest EMG envelope of every channel and the newest hip and pelvis angles, from
-    the feed's rolling windows (rows as in :class:`hipstride.dashboard.feed.StationState`)."""
+    the feed's rolling windows (rows as in :class:`hipstride.dashboard.feed.StationState`);
+    an angle the windows do not have yet (the angle series starts once the engine runs) is
+    the live message's latest one (there from the standing calibration on), ``latest``."""
     out: list[Signal] = []
     channels = sorted({c for s in samples for c in s[4]})
     for channel in channels:
@@ -130,12 +140,14 @@ def signals(samples: Sequence[tuple], angles: Sequence[tuple]) -> tuple[Signal, 
                 value = v
                 break
         out.append(Signal(f"emg/{channel}", f"EMG {muscle_words(channel)}",
-                          f"{value:.3f} mV" if math.isfinite(value) else "—", value))
+                          _mv(value), value))
     rows = [*angles, *((s[0], s[1], s[2], s[3]) for s in samples)]
     rows.sort(key=lambda r: r[0])
     for key, label, i in (("hip_l", "Hip flexion, left", 1), ("hip_r", "Hip flexion, right", 2),
                           ("tilt", "Pelvic tilt", 3)):
         value = _newest(rows, i)
-        out.append(Signal(key, label, f"{value:.1f}°" if math.isfinite(value) else "—",
-                          value))
+        if not math.isfinite(value) and i - 1 < len(latest):
+            value = float(latest[i - 1])
+        text = f"{value + 0.0:.1f}°" if math.isfinite(value) else "—"
+        out.append(Signal(key, label, text.replace("-0.0°", "0.0°"), value))
     return tuple(out)

@@ -107,8 +107,17 @@ def test_the_feed_gives_phase_signals_and_the_relative_label():
     assert view.phase_view.title == "MVC trial 1 of 2: glute max, left"
     assert view.phase_view.step == "effort"
     shown = {s.key: s.text for s in view.signals}
-    assert shown == {"emg/biceps_femoris_l": "0.012 mV", "emg/glute_max_l": "0.042 mV",
+    assert shown == {"emg/biceps_femoris_l": "0.0120 mV", "emg/glute_max_l": "0.0420 mV",
                      "hip_l": "21.4°", "hip_r": "-8.2°", "tilt": "—"}
+    # before the angle series (the engine not running yet): the message's latest angles
+    feed.handle(topics.live("tm2"), json.dumps({
+        "version": 1, "station": "tm2", "time_ns": T0, "phase": "calibrating",
+        "hip_flexion_deg": {"l": 3.0, "r": -0.01}, "pelvic_tilt_deg": 11.0, "strides": [],
+        "series": {"envelope": {"t_ns": [], "mv": {}}, "angles": {"t_ns": [], "deg": {}}}}),
+        T0)
+    shown = {s.key: s.text for s in feed.view("tm2", T0).signals}
+    assert shown == {"hip_l": "3.0°", "hip_r": "0.0°", "tilt": "11.0°"}
+    assert not feed.view("tm2", T0).phase_view.running
     row = {"side": "l", "stride_index": 1, "glute_ham_ratio": 1.02, "valid": True,
            "normalization": "relative"}
     feed.handle(topics.live("tm1"), _live_body(T0 + 2 * S, strides=[row]), T0 + 2 * S)
@@ -135,7 +144,7 @@ def test_live_page_shows_the_mvc_trial_and_no_keep_going(
     page = html_of(at)
     assert "glute max, right" in page and "Get in position" in page
     assert "keep going" not in page.lower()
-    assert 'data-signal="emg/glute_max_l"' in page and "0.050 mV" in page
+    assert 'data-signal="emg/glute_max_l"' in page and "0.0500 mV" in page
     # back to running: the running cue banner returns
     publish(live_env, [
         (topics.session("tm1"), {"version": 1, "station": "tm1", "time_ns": time.time_ns(),
