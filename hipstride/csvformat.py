@@ -355,11 +355,11 @@ def _check_columns(kind: str, channels: list[str], where: str, *, required: Sequ
         return
     if kind == "emg":
         needed = (f"EMG columns are named by muscle and side: {', '.join(EMG_COLUMNS)} "
-                  f"(required: {', '.join(required)}), in mV")
+                  f"(required: {', '.join(required) or 'none'}), in mV")
     else:
         needed = ("IMU columns are <segment>_<acc|gyr>_<x|y|z> for segments "
-                  f"{', '.join(IMU_SEGMENTS)} (required: {', '.join(required)}), all six per "
-                  "segment")
+                  f"{', '.join(IMU_SEGMENTS)} (required: {', '.join(required) or 'none'}), "
+                  "all six per segment")
     advice = "; rename the export's columns with a column map (old=new)"
     if unused_renames:
         advice += ("; note that these map entries matched no column: "
