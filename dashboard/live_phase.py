@@ -21,14 +21,18 @@ from .guide import MVC_EFFORT_S, MVC_POSITION_S, SIDE_WORDS, muscle_words
 __all__ = ["CALIBRATION_PHASES", "PhaseView", "Signal", "phase_view", "signals"]
 
 CALIBRATION_PHASES = ("standing", "mvc", "prone")
+#: After a phase's stop the athlete gets back to running (and the demo starts its next MVC
+#: trial within a few seconds): no running cue for this long.
+AFTER_PHASE_S = 8.0
+PHASE_WORDS = {"standing": "Standing calibration", "mvc": "MVC trial", "prone": "Prone test"}
 
 
 @dataclass(frozen=True)
 class PhaseView:
     """The station's phase in words."""
 
-    kind: str       # running | standing | mvc | prone | engine_standing | engine_calibrating
-                    # | unknown
+    kind: str       # running | standing | mvc | prone | after_phase | engine_standing
+                    # | engine_calibrating | unknown
     title: str      # "MVC trial 2 of 6: glute max, left"
     detail: str     # "Get in position… 2 s", "Push as hard as you can: 4 s left"
     step: str       # mvc: "position" | "effort" | "over"; else ""
@@ -98,6 +102,13 @@ def phase_view(*, session: Mapping[str, Any] | None, open_phase: Mapping[str, An
         what = f"Prone test, {side} leg" if side else "Prone test"
         return PhaseView("prone", what, f"Lying face down, lifting the leg when told{since}",
                          "", False)
+    closed = _just_closed(session, now_ns)
+    if closed is not None:
+        what = PHASE_WORDS.get(str(closed.get("phase")), "Calibration")
+        muscle, side = closed.get("muscle"), SIDE_WORDS.get(str(closed.get("side")), "")
+        of = (f": {muscle_words(muscle)}" if isinstance(muscle, str) and muscle
+              else f", {side} leg" if side else "")
+        return PhaseView("after_phase", f"{what} done{of}", "Back to running", "", False)
     if engine_phase == "standing":
         return PhaseView("engine_standing", "Standing calibration",
                          "Stand still: the sensors are being zeroed, then run", "", False)
@@ -114,6 +125,21 @@ def _mv(value: float) -> str:
     if not math.isfinite(value):
         return "—"
     return f"{value:.3f} mV" if abs(value) >= 0.1 else f"{value:.4f} mV"
+
+
+def _just_closed(session: Mapping[str, Any], now_ns: int) -> Mapping[str, Any] | None:
+    """The phase the session's last command closed, within :data:`AFTER_PHASE_S` of its
+    end (the retained ``…/session`` reply's ``result.phase``), else None."""
+    result = session.get("result")
+    if not isinstance(result, Mapping) or not result.get("ok"):
+        return None
+    closed = result.get("phase")
+    if not isinstance(closed, Mapping) or result.get("command") != "calibrate":
+        return None
+    end = closed.get("end_ns")
+    if not isinstance(end, int) or not 0 <= (now_ns - end) / 1e9 < AFTER_PHASE_S:
+        return None
+    return closed
 
 
 def _newest(rows: Sequence[tuple], index: int) -> float:

@@ -4,7 +4,8 @@ nothing.
 Start: broker (in this process) → pipeline → edge agents (simulator, endless) → a session per
 station (the control topic, as ``hipstride session start``) → dashboard → browser → MVC trials
 on every station whose athlete has no stored MVC reference (:mod:`.calibrate`, the stations in
-parallel, while the browser shows them).
+parallel, while the browser shows them), after a short warm-up run that puts per-stride
+numbers on the Live page first.
 Stop (Ctrl-C, SIGTERM, or a component that died): close the sessions and wait for the
 pipeline's replies → SIGINT the agents (they send what their spools still hold) → SIGINT the
 pipeline (it flushes its batch and closes the recordings) → stop the dashboard → the broker.
@@ -32,6 +33,12 @@ from .children import Child, stop_all
 
 EXIT_OK, EXIT_RUNTIME = 0, 1
 REPLY_JOIN_S = 12.0  # a calibration thread in the middle of a command finishes within this
+#: First run: the runners run before their MVC trials until the engine has learnt their
+#: stride (its live ``phase`` is ``running``) and a few strides are out — so the Live page
+#: shows per-stride numbers (relative until the MVC references exist) within seconds — but
+#: never longer than WARMUP_MAX_S (docs/demo.md, "The first minute").
+WARMUP_STRIDES_S = 6.0
+WARMUP_MAX_S = 30.0
 ATHLETES = {"healthy": "demo-healthy-runner", "hamstring_dominant": "demo-hamstring-runner",
             "limited_extension": "demo-limited-runner", "asymmetry": "demo-asymmetry-runner"}
 
@@ -220,7 +227,8 @@ class Demo:
                and not all(self.control.emg_channels(s) for s in started)):
             self._check_alive()
             self.stopping.wait(0.2)
-        threads = []
+        threads: list[threading.Thread] = []
+        warm: list[str] = []
         for station in started:
             channels = self.control.emg_channels(station)
             if not channels:
@@ -230,10 +238,14 @@ class Demo:
             todo = plan(self.start_replies[station], channels).channels
             if todo:
                 say(f"calibrate   {station} … no MVC reference yet: {len(todo)} maximal "
-                    f"contractions, about {len(todo) * (TRIAL_S + 2):.0f} s")
+                    f"contractions, about {len(todo) * (TRIAL_S + 2):.0f} s, after a short "
+                    "warm-up run")
+                warm.append(station)
             threads.append(threading.Thread(
                 target=self._calibrate_station, args=(station, channels), daemon=True,
                 name=f"calibrate-{station}"))
+        if warm:
+            self._warm_up(warm)
         for thread in threads:
             thread.start()
         while any(t.is_alive() for t in threads) and not self.stopping.is_set():
@@ -246,6 +258,42 @@ class Demo:
                 break
         for thread in threads:
             thread.join(REPLY_JOIN_S)
+
+    def _warm_up(self, stations: list[str], strides_s: float = WARMUP_STRIDES_S,
+                 max_s: float = WARMUP_MAX_S) -> None:
+        """Let ``stations``' runners run until each engine has been ``running`` for
+        ``strides_s`` (strides on the Live page), at most ``max_s``: a temporary client of
+        the live topic, closed before the trials."""
+        from hipstride.control import ControlClient
+        from hipstride.mqtt import BrokerError
+
+        end = time.monotonic() + max_s
+        running: dict[str, float] = {}
+        try:
+            watch = ControlClient(self.broker.url, password=self.broker.password,
+                                  name="demo-warmup", stations=stations, kinds=("live",)
+                                  ).open(timeout_s=5.0)
+        except BrokerError as err:  # the trials need no warm-up: go on without it
+            say(f"warm-up     … skipped ({err})")
+            return
+        try:
+            while not self.stopping.is_set() and time.monotonic() < end:
+                now = time.monotonic()
+                for station in stations:
+                    got = watch.latest("live", station)
+                    if got is not None and got.body.get("phase") == "running":
+                        running.setdefault(station, now)
+                if len(running) == len(stations) and all(
+                        now - t >= strides_s for t in running.values()):
+                    break
+                self._check_alive()
+                self.stopping.wait(0.3)
+        finally:
+            watch.close()
+        late = [s for s in stations if s not in running]
+        if late and not self.stopping.is_set():
+            say(f"warm-up     {', '.join(late)} … no running stride within {max_s:g} s: "
+                "MVC trials now")
 
     def _calibrate_station(self, station: str, channels: tuple[str, ...]) -> None:
         try:

@@ -75,6 +75,23 @@ def test_standing_prone_and_the_engines_own_calibration_are_not_running():
     assert (old.kind, old.title, old.running) == ("mvc", "MVC trial", False)
 
 
+def test_just_after_a_phase_the_athlete_is_getting_back_to_running():
+    stop = {**RUNNING_SESSION, "result": {"command": "calibrate", "ok": True, "phase": {
+        "phase": "mvc", "start_ns": T0, "end_ns": T0 + 8 * S, "muscle": "glute_max_l"}}}
+
+    def at(seconds: float):
+        return phase_view(session=stop, open_phase=None, engine_phase="running", mvc_order=[],
+                          n_channels=6, now_ns=T0 + int(seconds * S))
+    pv = at(9.0)
+    assert (pv.kind, pv.running) == ("after_phase", False)
+    assert (pv.title, pv.detail) == ("MVC trial done: glute max, left", "Back to running")
+    assert at(8.0 + 7.9).kind == "after_phase"
+    assert at(8.0 + 8.0).running  # running cues again
+    mark = {**RUNNING_SESSION, "result": {"command": "mark", "ok": True}}
+    assert phase_view(session=mark, open_phase=None, engine_phase="running", mvc_order=[],
+                      n_channels=6, now_ns=T0).running
+
+
 def test_the_phase_banner_never_says_keep_going():
     pv = phase_view(session={**RUNNING_SESSION, "phase": "mvc"}, open_phase=_mvc(T0),
                     engine_phase="running", mvc_order=["glute_max_l"], n_channels=6,
