@@ -20,7 +20,10 @@ Layout (little-endian), documented for outsiders in ``docs/protocol.md``::
 
 Sample *i* of a frame is at ``t0_ns + i * 1e9 / rate_hz``. Decoding checks every length and
 bound and raises a :class:`FrameError` subclass whose ``reason`` is a short stable code, so
-services can count rejections by kind.
+services can count rejections by kind. The checks run in the order docs/protocol.md lists
+("Validation"): size limit, magic (before any length: 4 bytes of garbage are
+``inconsistent``), minimum length, version, header bounds, total length, CRC, stream name,
+finite values; ``tests/hipstride/test_protocol_docs.py`` holds the two to each other.
 """
 
 from __future__ import annotations
