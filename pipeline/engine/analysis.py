@@ -218,6 +218,9 @@ def analyze(emg: EmgData | None, imus: dict[str, ImuData], *,
                   key=lambda r: (r["stride_start_s"], r["side"]))
     if holes:
         rows = _rows_between_holes(rows, holes)
+    from .lab import layout_flags
+
+    rows = layout_flags(rows, emg.channels if emg is not None else (), set(imus))
     cue_events = [e.to_dict() for e in evaluate_cues(rows, baseline,
                                                      thresholds=thresholds or CueThresholds())]
     summary: dict[str, Any] = summarise(rows)

@@ -47,6 +47,26 @@ def envelope_contrast(envelope_mv: np.ndarray) -> np.ndarray:
     return np.asarray(out)
 
 
+def layout_flags(rows: list[dict], emg_channels: tuple[str, ...], segments: set[str]
+                 ) -> list[dict]:
+    """``missing:<x>`` becomes ``not_recorded:<x>`` where the whole session has no ``x`` (an
+    IMU-only or EMG-only layout is not a fault: no "Check the sensors" alarm for it); a
+    channel that is there but fails keeps its ``missing``/``flat``/... flag."""
+    def absent(what: str) -> bool:
+        if what == "emg":
+            return not emg_channels
+        if what.startswith("imu_"):
+            return what[4:] not in segments
+        return what not in emg_channels
+
+    out = []
+    for row in rows:
+        flags = [f"not_recorded:{f[8:]}" if f.startswith("missing:") and absent(f[8:]) else f
+                 for f in str(row.get("quality") or "").split(";") if f]
+        out.append(dict(row, quality=";".join(flags)))
+    return out
+
+
 def emg_by_phase(row: dict, activity: MuscleActivity, events: GaitEvents, k: int) -> float:
     """∫ glute / ∫ hamstrings (normalised envelopes) from late swing to toe-off."""
     from .strides import _mean_envelope
@@ -120,6 +140,7 @@ def analyze_with_events(emg: EmgData | None, imus: dict[str, ImuData],
                 row["quality"] = ";".join(q for q in (row["quality"], "rejected") if q)
             rows.append(row)
     rows.sort(key=lambda r: (r["stride_start_s"], r["side"]))
+    rows = layout_flags(rows, emg.channels, set(imus))
     cue_events = [e.to_dict() for e in evaluate_cues(rows, baseline,
                                                      thresholds=thresholds or CueThresholds())]
     summary: dict[str, Any] = summarise(rows)

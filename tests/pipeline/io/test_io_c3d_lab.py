@@ -141,3 +141,51 @@ def test_noise_has_no_bursts_and_real_bursts_do():
     env, _ = emg_preprocess(EmgData(np.stack([noise, bursts], axis=1), ("a", "b"), rate))
     contrast = envelope_contrast(np.asarray(env, float))
     assert contrast[0] < ACTIVE_MIN_CONTRAST < contrast[1]
+
+
+def test_emg_only_file_at_1080_hz_with_foot_strike_events(tmp_path):
+    """EMG bursts after every left and right foot strike of the EVENT section, at 1080 Hz:
+    per-stride onsets where the bursts start, ratios, gait_method c3d_events."""
+    from hipstride.pipeline.engine.analysis import analyze
+
+    rate, n = 1080.0, 1080 * 12
+    t = np.arange(n) / rate
+    rng = np.random.default_rng(4)
+    strikes = {"Left": np.arange(1.0, 11.0, 1.0), "Right": np.arange(1.5, 11.0, 1.0)}
+    cols = []
+    for side in ("Left", "Right"):
+        for lag in (0.05, 0.0):  # glute 50 ms after IC, hamstring at IC
+            on = np.zeros(n, bool)
+            for ic in strikes[side]:
+                on |= (t >= ic + lag) & (t < ic + lag + 0.25)
+            cols.append(rng.normal(0, 0.005, n) + rng.normal(0, 0.4, n) * on)
+    c = ezc3d.c3d()
+    c["parameters"]["POINT"]["RATE"]["value"] = [120.0]
+    c["parameters"]["POINT"]["LABELS"]["value"] = ("M0",)
+    c["data"]["points"] = np.zeros((4, 1, n // 9))
+    c["parameters"]["ANALOG"]["RATE"]["value"] = [rate]
+    c["parameters"]["ANALOG"]["LABELS"]["value"] = ("L Glut Max", "L Bic Fem", "R Glut Max",
+                                                     "R Bic Fem")
+    c["parameters"]["ANALOG"]["UNITS"]["value"] = ("mV",) * 4
+    c["data"]["analogs"] = np.asarray(cols)[None]
+    labels = [lb for side in strikes for lb in ["Foot Strike"] * len(strikes[side])]
+    contexts = [side for side in strikes for _ in strikes[side]]
+    times = np.concatenate([strikes["Left"], strikes["Right"]])
+    c.add_parameter("EVENT", "USED", [len(times)])
+    c.add_parameter("EVENT", "LABELS", labels)
+    c.add_parameter("EVENT", "CONTEXTS", contexts)
+    c.add_parameter("EVENT", "TIMES", np.stack([np.zeros_like(times), times]))
+    path = tmp_path / "emg1080.c3d"
+    c.write(str(path))
+    session = read_c3d(path)
+    assert set(session.events) == {"l", "r"}
+    assert all(ev.method == "c3d_events" for ev in session.events.values())
+    result = analyze(session.emg, session.imus, events=session.events)
+    rows = [r for r in result.rows if r["valid"]]
+    assert len(rows) == 18
+    glute = np.array([r["glute_onset_ms"] for r in rows])
+    ham = np.array([r["hamstring_onset_ms"] for r in rows])
+    assert np.nanmedian(np.abs(glute - 50.0)) < 20 and np.nanmedian(np.abs(ham)) < 20
+    assert np.isfinite(glute).sum() >= 15
+    assert all(r["glute_ham_ratio"] > 0 for r in rows)
+    assert result.summary["quality"]["gait_method"] == {"l": "c3d_events", "r": "c3d_events"}
