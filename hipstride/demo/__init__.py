@@ -19,8 +19,9 @@ Run everything on this machine, nothing to install but pip: an MQTT broker insid
 process, simulated stations (a healthy runner and a hamstring-dominant one, running until
 you stop them), the pipeline with the embedded SQLite store, and the dashboard, opened in
 the browser on the Live page. A session is started on every station, so the numbers move
-within seconds. On the first run the demo then asks each runner for a maximal contraction
-of every EMG muscle (MVC trials, about a minute, both stations at once), so that the EMG is
+within seconds. On the first run the demo then, after a short warm-up run, asks each runner
+for a maximal contraction of every EMG muscle (MVC trials, about a minute, both stations at
+once; the Live page shows each trial and its countdown), so that the EMG is
 normalised to MVC and the hamstring-dominant runner is cued "Drive from the glutes"; later
 runs reuse the stored references.
 
