@@ -174,7 +174,10 @@ def station_card(view: StationView, now_ns: int) -> str:
     level = ("alert" if view.attention >= 2 else "caution" if view.attention == 1 else "ok")
     colour, icon, _ = LEVEL_STYLE[level]
     words = {3: "Needs attention: silent", 2: "Needs attention", 1: "Watch", 0: "All good"}
-    who = " · ".join(x for x in (view.athlete, view.session, view.phase) if x)
+    doing = view.phase_view
+    phase = (doing.title if doing is not None and not doing.running
+             and doing.kind != "unknown" else view.phase)  # "MVC trial 2 of 6: …"
+    who = " · ".join(x for x in (view.athlete, view.session, phase) if x)
     shown = view.attention_reasons[:4]
     more = len(view.attention_reasons) - len(shown)
     reasons = "".join(f"<li>{_e(r)}</li>" for r in shown) + (

@@ -102,6 +102,15 @@ def test_the_phase_banner_never_says_keep_going():
     assert "keep going" in live_html.cue_banner([]).lower()  # only the running banner has it
 
 
+def test_the_coach_card_says_the_phase_too():
+    feed = Feed()
+    feed.handle(topics.session("tm1"), json.dumps({**RUNNING_SESSION, "phase": "mvc",
+                                                   "time_ns": T0}), T0)
+    feed.handle(topics.live("tm1"), _live_body(T0 + S, session_phase=_mvc(T0)), T0 + S)
+    card = live_html.station_card(feed.view("tm1", T0 + S), T0 + S)
+    assert "MVC trial 1 of 2: glute max, left" in card
+
+
 def _live_body(t_ns: int, **extra) -> bytes:
     body = {"version": 1, "station": "tm1", "time_ns": t_ns, "data_time_ns": t_ns,
             "phase": "running", "session": "s-1", "strides": [],
