@@ -87,7 +87,7 @@ def phase_view(*, session: Mapping[str, Any] | None, open_phase: Mapping[str, An
             open_phase.get("phase") in CALIBRATION_PHASES and not session:
         phase = open_phase.get("phase")  # no session state seen (yet): the live field says
     details = open_phase if isinstance(open_phase, Mapping) and \
-        open_phase.get("phase") == phase else {}
+        open_phase.get("phase") == phase else _opened_by(session, phase)
     start = details.get("start_ns")
     elapsed = (max(0.0, (now_ns - start) / 1e9) if isinstance(start, int) and start > 0
                else None)
@@ -125,6 +125,18 @@ def _mv(value: float) -> str:
     if not math.isfinite(value):
         return "—"
     return f"{value:.3f} mV" if abs(value) >= 0.1 else f"{value:.4f} mV"
+
+
+def _opened_by(session: Mapping[str, Any], phase: Any) -> Mapping[str, Any]:
+    """The phase's start from the ``…/session`` reply to the ``calibrate start`` that opened
+    it (its ``time_ns``), until the live message's ``session_phase`` says more."""
+    result = session.get("result")
+    t = session.get("time_ns")
+    if (phase in CALIBRATION_PHASES and isinstance(result, Mapping) and result.get("ok")
+            and result.get("command") == "calibrate" and "phase" not in result
+            and isinstance(t, int)):
+        return {"phase": phase, "start_ns": t}
+    return {}
 
 
 def _just_closed(session: Mapping[str, Any], now_ns: int) -> Mapping[str, Any] | None:

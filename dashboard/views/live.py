@@ -3,7 +3,10 @@
 Fed by the dashboard's live MQTT client (:mod:`hipstride.dashboard.live_client`), never by
 polling the store. Two fragments refresh on their own: the numbers, cues and signal problems
 twice a second, the rolling charts and per-stride bars once a second. ``?station=NAME`` in the
-address picks the station (the coach view links here that way).
+address picks the station (the coach view links here that way). While the athlete is not
+running (a calibration phase, the prone test, the engine's own calibration) the phase and its
+countdown replace the cue (:mod:`hipstride.dashboard.live_phase`); the live signals (EMG
+envelopes, angles) are numbers from the first message on.
 """
 
 from __future__ import annotations

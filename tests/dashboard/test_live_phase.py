@@ -73,6 +73,12 @@ def test_standing_prone_and_the_engines_own_calibration_are_not_running():
     # an older pipeline without session_phase: the session's phase, without details
     old = pv("mvc")
     assert (old.kind, old.title, old.running) == ("mvc", "MVC trial", False)
+    # ... with its countdown from the reply to the calibrate start that opened it
+    opened = phase_view(session={**RUNNING_SESSION, "phase": "mvc", "time_ns": T0,
+                                 "result": {"command": "calibrate", "ok": True}},
+                        open_phase=None, engine_phase="running", mvc_order=[], n_channels=4,
+                        now_ns=T0 + 4 * S)
+    assert (opened.title, opened.step) == ("MVC trial", "effort")
 
 
 def test_just_after_a_phase_the_athlete_is_getting_back_to_running():
