@@ -61,6 +61,9 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
     parser.add_argument("--map", metavar="FILE",
                         help="column/label renames: TOML table or 'old=new' lines")
+    parser.add_argument("--static", metavar="C3D",
+                        help="a C3D static trial (standing, same markers): the zero of the "
+                             "hip and pelvis angles from a lab file's markers")
     parser.add_argument("--standing-s", type=float, default=5.0, metavar="S",
                         help="seconds of quiet standing at the start (default 5)")
     parser.add_argument("--mvc", metavar="CSV",
@@ -96,7 +99,8 @@ def read_input(args: Any) -> SessionInput:
         return read_recording(args.recording, standing_s=args.standing_s)
     units = {f"{kind}_unit": getattr(args, f"{kind}_unit", None) for kind in ("emg", "acc", "gyr")}
     if chosen == ["c3d"]:
-        return read_c3d(args.c3d, mapping=rename, standing_s=args.standing_s, **units)
+        return read_c3d(args.c3d, mapping=rename, standing_s=args.standing_s,
+                        static=getattr(args, "static", None), **units)
     return read_csv_session(args.emg, args.imu, rename=rename, standing_s=args.standing_s,
                             **{k: v for k, v in units.items() if v})
 
@@ -226,7 +230,8 @@ def run(args: Any) -> int:
         else:
             result = analyze(session.emg, session.imus, standing_s=(0.0, args.standing_s),
                              mvc=mvc, prone_s=prone, running_end_s=running_end_s,
-                             events=session.events or None, progress=progress)
+                             events=session.events or None, kinematics=session.kinematics,
+                             progress=progress)
     except AnalysisError as err:
         print(f"hipstride analyze: {err}", file=sys.stderr)
         return 2

@@ -132,21 +132,23 @@ def analyze(emg: EmgData | None, imus: dict[str, ImuData], *,
             baseline: Baseline | None = None, thresholds: CueThresholds | None = None,
             prone_s: tuple[float, float] | None = None, running_end_s: float | None = None,
             events: Mapping[str, GaitEvents] | None = None,
+            kinematics: Kinematics | None = None,
             progress: Progress = _no_progress) -> AnalysisResult:
     """Analyse one session. Raises ValueError only when nothing at all can be computed.
 
     ``prone_s`` is the (start, end) of a prone hip extension test in the same recording.
     The running analysis uses everything before ``running_end_s`` and before the prone test
     (protocols such as MVC trials follow the run). ``events``: gait events per side from
-    outside the IMUs (a lab file's force plates, EVENT section or markers); they replace the
-    IMU events of their side, and :func:`.lab.emg_by_phase` fills what the missing hip
-    angles would have given (see there).
+    outside the IMUs (a lab file's force plates, EVENT section or markers), with
+    ``kinematics`` the file's own angles (markers) if any: :func:`.lab.analyze_with_events`
+    analyses them instead of the IMUs.
     """
     if events:
         from .lab import analyze_with_events
 
         return analyze_with_events(emg, imus, dict(events), mvc=mvc, baseline=baseline,
-                                   thresholds=thresholds, progress=progress)
+                                   thresholds=thresholds, kinematics=kinematics,
+                                   progress=progress)
     phe = None
     if prone_s is not None:
         phe = _prone_test(emg, imus, prone_s)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .cues import Baseline, CueThresholds, classify_session, evaluate_cues
-from .data import EmgData, GaitEvents, ImuData
+from .data import EmgData, GaitEvents, ImuData, Kinematics
 from .result import AnalysisResult
 from .strides import MuscleActivity, emg_integrate, emg_preprocess, stride_rows
 from .summary import summarise
@@ -67,6 +67,35 @@ def layout_flags(rows: list[dict], emg_channels: tuple[str, ...], segments: set[
     return out
 
 
+#: What a stride loses when the angles have a gap (markers missing too long) inside it.
+HIP_METRICS = ("peak_hip_extension_deg", "peak_hip_extension_pct", "peak_hip_flexion_deg",
+               "hip_rom_deg", "glute_ham_ratio")
+TILT_METRICS = ("peak_anterior_tilt_deg", "pelvic_tilt_range_deg")
+
+
+def _without_gapped_angles(row: dict, kinematics: Kinematics | None) -> dict:
+    """A stride whose angles have a gap inside it gets no angle metrics (a peak could be in
+    the gap) and ``gap:markers`` in its quality."""
+    if kinematics is None:
+        return row
+    a = max(0, math.floor((row["stride_start_s"] - kinematics.start_s) * kinematics.rate_hz))
+    b = math.ceil((row["stride_start_s"] + row["stride_time_s"] - kinematics.start_s)
+                  * kinematics.rate_hz) + 1
+    row = dict(row)
+    gapped = False
+    hip = kinematics.hip_flexion_deg.get(row["side"])
+    if hip is not None and not np.isfinite(hip[a:b]).all():
+        row.update(dict.fromkeys(HIP_METRICS, math.nan))
+        gapped = True
+    tilt = kinematics.pelvic_tilt_deg
+    if tilt is not None and not np.isfinite(tilt[a:b]).all():
+        row.update(dict.fromkeys(TILT_METRICS, math.nan))
+        gapped = True
+    if gapped:
+        row["quality"] = ";".join(q for q in (row["quality"], "gap:markers") if q)
+    return row
+
+
 def emg_by_phase(row: dict, activity: MuscleActivity, events: GaitEvents, k: int) -> float:
     """∫ glute / ∫ hamstrings (normalised envelopes) from late swing to toe-off."""
     from .strides import _mean_envelope
@@ -90,10 +119,11 @@ def analyze_with_events(emg: EmgData | None, imus: dict[str, ImuData],
                         events: dict[str, GaitEvents], *, mvc: EmgData | None = None,
                         baseline: Baseline | None = None,
                         thresholds: CueThresholds | None = None,
+                        kinematics: Kinematics | None = None,
                         progress: Callable[[str, float], None] | None = None
                         ) -> AnalysisResult:
-    """Per-stride rows from given events and EMG (no kinematics). Raises ValueError when
-    there is no EMG or no stride."""
+    """Per-stride rows from given events, EMG and the file's own kinematics (marker angles),
+    if any. Raises ValueError when there is neither EMG nor kinematics, or no stride."""
     from .analysis import _muscle_activity
 
     def step(stage: str, fraction: float) -> None:
@@ -101,23 +131,24 @@ def analyze_with_events(emg: EmgData | None, imus: dict[str, ImuData],
             progress(stage, fraction)
 
     events = {s: e for s, e in events.items() if e.n_strides > 0}
-    if emg is None:
-        raise ValueError("gait events but no EMG: nothing to analyse per stride")
+    if emg is None and kinematics is None:
+        raise ValueError("gait events but no EMG and no angles: nothing to analyse per stride")
     if not events:
         raise ValueError("too few strides: the file's gait events give no stride (two initial "
                          "contacts of the same foot) on either side")
     problems: list[str] = []
     if imus:
         problems.append(f"IMU {', '.join(imus)} not used: strides come from the file's gait "
-                        "events, and kinematics need thigh IMUs")
+                        "events, and IMU kinematics need thigh IMUs")
     step("EMG", 0.3)
     ic = np.sort(np.concatenate([e.ic_s for e in events.values()]))
     activity = None
     try:
-        activity = _muscle_activity(emg, ic, mvc, None, [])  # type: ignore[arg-type]
+        if emg is not None:
+            activity = _muscle_activity(emg, ic, mvc, None, [])  # type: ignore[arg-type]
     except ValueError as err:
         problems.append(f"EMG not analysed: {err}")
-    if activity is not None:
+    if activity is not None and emg is not None:
         raw_env, _ = emg_preprocess(emg)
         for channel, contrast in zip(emg.channels, envelope_contrast(raw_env), strict=True):
             if not contrast >= ACTIVE_MIN_CONTRAST:
@@ -133,14 +164,17 @@ def analyze_with_events(emg: EmgData | None, imus: dict[str, ImuData],
     step("strides", 0.7)
     rows = []
     for side, ev in events.items():
-        for k, row in enumerate(stride_rows(side, ev, None, activity)):
-            if activity is not None:
+        for k, row in enumerate(stride_rows(side, ev, kinematics, activity)):
+            row = _without_gapped_angles(row, kinematics)
+            if activity is not None and (kinematics is None
+                                         or side not in kinematics.hip_flexion_deg):
                 row["glute_ham_ratio"] = emg_by_phase(row, activity, ev, k)
             if not ev.valid[k]:
                 row["quality"] = ";".join(q for q in (row["quality"], "rejected") if q)
             rows.append(row)
     rows.sort(key=lambda r: (r["stride_start_s"], r["side"]))
-    rows = layout_flags(rows, emg.channels, set(imus))
+    segments = set(imus) | set(kinematics.sagittal_deg if kinematics is not None else ())
+    rows = layout_flags(rows, emg.channels if emg is not None else (), segments)
     cue_events = [e.to_dict() for e in evaluate_cues(rows, baseline,
                                                      thresholds=thresholds or CueThresholds())]
     summary: dict[str, Any] = summarise(rows)
@@ -149,15 +183,19 @@ def analyze_with_events(emg: EmgData | None, imus: dict[str, ImuData],
     summary["quality"] = {
         "normalization": activity.normalization if activity else None,
         "gait_method": {side: ev.method for side, ev in events.items()},
-        "ratio_window": "late swing to toe-off (no hip angles)",
+        "ratio_window": ("peak hip flexion to peak extension (marker angles)"
+                         if kinematics is not None else
+                         "late swing to toe-off (no hip angles)"),
         "channel_flags": dict(activity.flags) if activity else {},
         "channel_notes": dict(activity.notes) if activity else {},
         "problems": problems,
     }
+    if kinematics is not None:
+        summary["quality"]["kinematics"] = {k: v for k, v in kinematics.quality.items()}
     summary["holes"] = []
     step("done", 1.0)
     from .analysis import _ensembles
 
-    return AnalysisResult(rows=rows, events=events, kinematics=None, activity=activity,
-                          ensembles=_ensembles(events, None, activity), cue_events=cue_events,
-                          phe=None, summary=summary, problems=problems)
+    return AnalysisResult(rows=rows, events=events, kinematics=kinematics, activity=activity,
+                          ensembles=_ensembles(events, kinematics, activity),
+                          cue_events=cue_events, phe=None, summary=summary, problems=problems)

@@ -34,6 +34,7 @@ import numpy as np
 
 from hipstride.csvformat import EMG_COLUMNS, IMU_COLUMNS
 from hipstride.pipeline.engine.data import EmgData, ImuData
+from hipstride.pipeline.io.c3d_angles import marker_kinematics
 from hipstride.pipeline.io.c3d_lab import (
     LabEvents,
     Markers,
@@ -152,8 +153,10 @@ def read_c3d(
     acc_unit: str | None = None,
     gyr_unit: str | None = None,
     standing_s: float = 5.0,
+    static: str | Path | None = None,
 ) -> SessionInput:
-    """Read EMG and IMU analog channels of a C3D file.
+    """Read EMG and IMU analog channels of a C3D file; without thigh/shank IMUs, also its
+    gait events (force plates, EVENT section, markers) and hip/pelvis angles from markers.
 
     Parameters
     ----------
@@ -172,6 +175,9 @@ def read_c3d(
     standing_s
         Length of the standing period at the start (s) for the static calibration; 0 skips
         the check.
+    static
+        A static trial (C3D, the athlete standing, same markers): the zero of the marker
+        angles; without it, a still second in the trial.
 
     Raises
     ------
@@ -191,7 +197,13 @@ def read_c3d(
     analog = c3d["parameters"]["ANALOG"]
     labels = [str(v).strip() for v in param(c3d, "ANALOG", "LABELS", [])]
     data = np.asarray(c3d["data"]["analogs"], dtype=np.float64)
-    if data.ndim != 3 or not labels or data.shape[1] == 0 or data.shape[2] < 2:
+    no_analogs = data.ndim != 3 or not labels or data.shape[1] == 0 or data.shape[2] < 2
+    if no_analogs and lab.method:  # markers and events only: angles per stride
+        return _lab_session(None, {}, lab, source=path.name, problems=list(lab.notes),
+                            metadata={"format": "c3d", "path": str(path), "notes": []},
+                            units={}, advice="", found=found, markers=markers,
+                            static=static, start_s=file_start_s, labels=labels)
+    if no_analogs:
         raise SessionInputError(f"{path}: no analog channels (labels: {labels or 'none'}), so "
                                 f"no EMG or IMU ({found}); HipStride reads EMG and IMUs from "
                                 "the C3D's analog data: export the trial with its EMG")
@@ -240,11 +252,10 @@ def read_c3d(
         imus[segment] = ImuData(segment, x[:, :3].copy(), x[:, 3:].copy(), rate_hz,
                                 file_start_s, mounting)
     if emg is None and not imus and lab.method:
-        raise SessionInputError(
-            f"{path}: gait events found ({found}) but no EMG channel recognised among the "
-            f"analog labels {', '.join(map(repr, labels))}, and HipStride does not compute "
-            "hip angles from markers: map the EMG labels with --map (e.g. "
-            "'EMG 1=glute_max_l'), or record thigh IMUs (docs/formats.md, C3D)")
+        return _lab_session(None, {}, lab, source=path.name, problems=problems + lab.notes,
+                            metadata={"format": "c3d", "path": str(path), "notes": notes},
+                            units={}, advice="", found=found, markers=markers,
+                            static=static, start_s=file_start_s, labels=labels)
     if emg is None and not imus:
         imu_like = [lb for lb in ignored if imu_axis(lb)]
         raise SessionInputError(
@@ -302,7 +313,8 @@ def read_c3d(
             emg, imus, source=path.name, start_time_ns=None, problems=problems,
             metadata=metadata, standing_s=standing_s, units=claimed, unit_advice=advice)
     return _lab_session(emg, imus, lab, source=path.name, problems=problems + lab.notes,
-                        metadata=metadata, units=claimed, advice=advice, found=found)
+                        metadata=metadata, units=claimed, advice=advice, found=found,
+                        markers=markers, static=static, start_s=file_start_s, labels=labels)
 
 
 def _found(markers: Markers, lab: LabEvents) -> str:
@@ -315,33 +327,48 @@ def _found(markers: Markers, lab: LabEvents) -> str:
 
 def _lab_session(emg: EmgData | None, imus: dict[str, ImuData], lab: LabEvents, *,
                  source: str, problems: list[str], metadata: dict[str, Any],
-                 units: dict[str, str], advice: str, found: str) -> SessionInput:
-    """A session whose strides come from the file's gait events (no thigh/shank IMU): EMG
-    only, or EMG with a pelvis IMU. No standing period is needed (nothing to calibrate)."""
-    if emg is None:
+                 units: dict[str, str], advice: str, found: str, markers: Markers,
+                 static: str | Path | None, start_s: float, labels: list[str]
+                 ) -> SessionInput:
+    """A session whose strides come from the file's gait events (no thigh/shank IMU): EMG,
+    marker angles, or both. No standing period is needed (no IMU to calibrate)."""
+    static_markers = markers_of(open_c3d(static)) if static else None
+    kinematics, notes = marker_kinematics(markers, static_markers, source=source)
+    if emg is None and kinematics is None:
         raise SessionInputError(
-            f"{source}: gait events found ({found}) but no EMG channel recognised, and "
-            "HipStride does not compute hip angles from markers: map the EMG labels with "
-            "--map (e.g. 'EMG 1=glute_max_l'), or record thigh IMUs (docs/formats.md, C3D)")
-    origin = min([emg.start_s] + [i.start_s for i in imus.values()])
-    emg = dataclasses.replace(emg, start_s=emg.start_s - origin)
+            f"{source}: gait events found ({found}) but no EMG channel recognised among the "
+            f"analog labels {', '.join(map(repr, labels))}, and no hip angles from the "
+            f"markers ({'; '.join(notes)}). Map the EMG labels with --map (e.g. "
+            "'EMG 1=glute_max_l'), or give a static trial (--static FILE) "
+            "(docs/formats.md, C3D)")
+    origin = min([emg.start_s if emg is not None else start_s]
+                 + [i.start_s for i in imus.values()])
+    if emg is not None:
+        emg = dataclasses.replace(emg, start_s=emg.start_s - origin)
+        check_units(emg, imus, source=source, advice=advice, **units)
     imus = {s: dataclasses.replace(i, start_s=i.start_s - origin) for s, i in imus.items()}
+    if kinematics is not None:
+        kinematics = dataclasses.replace(kinematics, start_s=kinematics.start_s - origin)
     metadata = dict(metadata, file_time_s=origin, gait_method=dict(lab.method))
-    check_units(emg, imus, source=source, advice=advice, **units)
-    problems = list(problems)
+    problems = list(problems) + notes
     for side, name in SIDE_NAMES.items():
         if side not in lab.method:
             problems.append(f"no gait events on the {name} side: no {name} strides")
         for muscle in ("glute_max", "biceps_femoris"):
-            if f"{muscle}_{side}" not in emg.channels:
+            if emg is not None and f"{muscle}_{side}" not in emg.channels:
                 problems.append(f"no {muscle}_{side} EMG: no {name} "
                                 + ("glute_onset_ms" if muscle == "glute_max"
                                    else "hamstring_onset_ms") + ", onset_lag_ms, "
                                 "glute_ham_ratio")
-    problems.append("no thigh IMU or marker angles: glute:hamstring ratios are taken over "
-                    "the gait phase from late swing to toe-off, not between the hip's peaks")
+    if emg is None:
+        problems.append("no EMG: no onsets and no glute:hamstring ratio; kinematics only")
+    elif kinematics is None:
+        problems.append("no thigh IMU or marker angles: glute:hamstring ratios are taken over "
+                        "the gait phase from late swing to toe-off, not between the hip's "
+                        "peaks")
     return SessionInput(emg=emg, imus=imus, source=source, problems=problems,
-                        metadata=metadata, events=lab.gait_events(origin))
+                        metadata=metadata, events=lab.gait_events(origin),
+                        kinematics=kinematics)
 
 
 def _assign(labels: list[str], mapping: Mapping[str, str], problems: list[str], path: Path

@@ -91,6 +91,8 @@ class SessionInput:
     #: Gait events per side the file itself gives (a lab C3D's force plates, EVENT section
     #: or markers), session seconds; the engine uses them instead of IMU events.
     events: dict[str, Any] = field(default_factory=dict)
+    #: Kinematics the file gives itself (a lab C3D's marker angles), session time; or None.
+    kinematics: Any = None
 
     @property
     def emg_channels(self) -> tuple[str, ...]:
@@ -106,6 +108,9 @@ class SessionInput:
         ends = [imu.start_s + len(imu.acc_mps2) / imu.rate_hz for imu in self.imus.values()]
         if self.emg is not None:
             ends.append(self.emg.start_s + len(self.emg.samples_mv) / self.emg.rate_hz)
+        if self.kinematics is not None:
+            ends.append(self.kinematics.start_s + self.kinematics.n_samples
+                        / self.kinematics.rate_hz)
         return max(ends, default=0.0)
 
 
