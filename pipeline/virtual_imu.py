@@ -43,6 +43,8 @@ from scipy.signal import butter, filtfilt
 from scipy.spatial.transform import Rotation, Slerp
 
 from hipstride.pipeline.engine.data import ImuData
+from hipstride.pipeline.io.c3d_lab import contacts_from_force, markers_of, open_c3d
+from hipstride.pipeline.io.rigid import hip_and_tilt, kabsch
 
 G_MPS2 = 9.80665
 IMU_RATE_HZ = 200.0
@@ -87,23 +89,9 @@ class Contact:
 
 # --- reading -------------------------------------------------------------------------------
 def _c3d_markers(path: Path) -> tuple[dict[str, NDArray[np.float64]], float, object]:
-    import ezc3d  # optional dependency (the "c3d" extra)
-
-    c = ezc3d.c3d(str(path), extract_forceplat_data=True)
-    labels = c["parameters"]["POINT"]["LABELS"]["value"]
-    rate = float(c["parameters"]["POINT"]["RATE"]["value"][0])
-    scale = {"mm": 1e-3, "cm": 1e-2, "m": 1.0}[c["parameters"]["POINT"]["UNITS"]["value"][0]]
-    pts = np.asarray(c["data"]["points"][:3], float) * scale
-    res = c["data"]["meta_points"]["residuals"][0] if "meta_points" in c["data"] else None
-    out = {}
-    for i, name in enumerate(labels):
-        xyz = pts[:, i, :].T.copy()
-        bad = ~np.isfinite(xyz).all(axis=1) | (np.abs(xyz).sum(axis=1) == 0.0)
-        if res is not None:
-            bad |= np.asarray(res[i]) < 0
-        xyz[bad] = np.nan
-        out[name] = xyz
-    return out, rate, c
+    c = open_c3d(path, force_plates=True)
+    markers = markers_of(c)
+    return dict(markers.xyz), markers.rate_hz, c
 
 
 def load_c3d_trial(running: str | Path, static: str | Path) -> Trial:
@@ -158,30 +146,6 @@ def load_trial(path: str | Path) -> Trial:
 
 
 # --- force-plate truth ---------------------------------------------------------------------
-def contacts_from_force(force_n: NDArray[np.float64], rate_hz: float, *, on_n: float = 50.0,
-                        off_n: float = 20.0, min_contact_s: float = 0.08
-                        ) -> list[tuple[float, float]]:
-    """(IC, toe-off) in seconds: runs above ``off_n`` that reach ``on_n``, times interpolated
-    at the ``off_n`` crossings; runs cut by the recording's ends are left out."""
-    f = np.asarray(force_n, float)
-    above = f > off_n
-    edges = np.flatnonzero(np.diff(above.astype(int)))
-    out = []
-    starts = [e for e in edges if not above[e]]
-    for s in starts:
-        later = edges[edges > s]
-        if not len(later):
-            break
-        e = int(later[0])  # last sample above
-        if f[s + 1:e + 1].max() < on_n:
-            continue
-        t_on = (s + (off_n - f[s]) / (f[s + 1] - f[s])) / rate_hz
-        t_off = (e + (f[e] - off_n) / (f[e] - f[e + 1])) / rate_hz
-        if t_off - t_on >= min_contact_s:
-            out.append((t_on, t_off))
-    return out
-
-
 def assign_feet(trial: Trial, contacts: list[tuple[float, float]]) -> list[Contact]:
     """Each contact to the foot whose heel marker is lower (the other foot is in the air)
     over the first 40 ms of the contact, else to the one further forward."""
@@ -213,20 +177,6 @@ def _fill_and_filter(xyz: NDArray[np.float64], rate_hz: float, cutoff_hz: float
     return filtfilt(b, a, x, axis=0)
 
 
-def kabsch(reference: NDArray[np.float64], current: NDArray[np.float64]
-           ) -> NDArray[np.float64]:
-    """Rotations (n, 3, 3) taking the reference cluster (m, 3) onto each frame (n, m, 3):
-    ``current − centroid ≈ R (reference − its centroid)``, least squares (SVD)."""
-    p = reference - reference.mean(axis=0)
-    q = current - current.mean(axis=1, keepdims=True)
-    h = np.einsum("mi,nmj->nij", p, q)
-    u, _, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(np.einsum("nji,nkj->nik", vt, u)))
-    fix = np.ones((len(d), 3))
-    fix[:, 2] = d
-    return np.einsum("nji,nj,nkj->nik", vt, fix, u)
-
-
 def segment_motion(trial: Trial, segment: str, *, rate_hz: float = IMU_RATE_HZ,
                    cutoff_hz: float = MARKER_CUTOFF_HZ
                    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -241,19 +191,6 @@ def segment_motion(trial: Trial, segment: str, *, rate_hz: float = IMU_RATE_HZ,
                     for m in names], axis=1)
     ref = np.stack([trial.static[m] for m in names])
     return kabsch(ref, cur), cur.mean(axis=1)
-
-
-def hip_and_tilt(rotations: Mapping[str, NDArray[np.float64]]
-                 ) -> tuple[dict[str, NDArray[np.float64]], NDArray[np.float64]]:
-    """Hip flexion per side and pelvic tilt (deg) from segment rotations relative to standing,
-    with the engine's convention (θz of R = Rz·Rx·Ry; hip = thigh θz − pelvis θz)."""
-    def theta(r: NDArray[np.float64]) -> NDArray[np.float64]:
-        return np.degrees(np.unwrap(np.arctan2(-r[:, 0, 1], r[:, 1, 1])))
-
-    pelvis = theta(rotations["pelvis"])
-    hip = {s: theta(rotations[f"thigh_{s}"]) - pelvis for s in ("l", "r")
-           if f"thigh_{s}" in rotations}
-    return hip, -pelvis
 
 
 # --- virtual sensors -----------------------------------------------------------------------

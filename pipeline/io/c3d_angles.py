@@ -28,7 +28,7 @@ from scipy.signal import butter, filtfilt
 
 from hipstride.pipeline.engine.data import Kinematics
 from hipstride.pipeline.io.c3d_lab import Markers, side_of, vertical_axis
-from hipstride.pipeline.virtual_imu import hip_and_tilt, kabsch
+from hipstride.pipeline.io.rigid import hip_and_tilt, kabsch
 
 FILL_MAX_S = 0.2
 CUTOFF_HZ = 15.0
