@@ -192,6 +192,8 @@ def read_c3d(
     first_frame = int(header["points"]["first_frame"])
     file_start_s = first_frame / point_rate if point_rate > 0 else 0.0
     markers = markers_of(c3d, start_s=file_start_s)
+    full_mapping = dict(mapping or {})
+    markers, mapping = rename_markers(markers, full_mapping)
     lab = lab_events(c3d, c3d, markers)
     found = _found(markers, lab)
     analog = c3d["parameters"]["ANALOG"]
@@ -202,7 +204,8 @@ def read_c3d(
         return _lab_session(None, {}, lab, source=path.name, problems=list(lab.notes),
                             metadata={"format": "c3d", "path": str(path), "notes": []},
                             units={}, advice="", found=found, markers=markers,
-                            static=static, start_s=file_start_s, labels=labels)
+                            static=static, start_s=file_start_s, labels=labels,
+                            mapping=full_mapping)
     if no_analogs:
         raise SessionInputError(f"{path}: no analog channels (labels: {labels or 'none'}), so "
                                 f"no EMG or IMU ({found}); HipStride reads EMG and IMUs from "
@@ -255,7 +258,8 @@ def read_c3d(
         return _lab_session(None, {}, lab, source=path.name, problems=problems + lab.notes,
                             metadata={"format": "c3d", "path": str(path), "notes": notes},
                             units={}, advice="", found=found, markers=markers,
-                            static=static, start_s=file_start_s, labels=labels)
+                            static=static, start_s=file_start_s, labels=labels,
+                            mapping=full_mapping)
     if emg is None and not imus:
         imu_like = [lb for lb in ignored if imu_axis(lb)]
         raise SessionInputError(
@@ -314,7 +318,36 @@ def read_c3d(
             metadata=metadata, standing_s=standing_s, units=claimed, unit_advice=advice)
     return _lab_session(emg, imus, lab, source=path.name, problems=problems + lab.notes,
                         metadata=metadata, units=claimed, advice=advice, found=found,
-                        markers=markers, static=static, start_s=file_start_s, labels=labels)
+                        markers=markers, static=static, start_s=file_start_s, labels=labels,
+                        mapping=full_mapping)
+
+
+#: Marker names a ``--map`` entry may give a lab's own marker label (Plug-in Gait's).
+MARKER_NAMES = (*(f"{s}{m}" for s in "LR" for m in (
+    "ASI", "PSI", "THI", "KNE", "HEE", "TOE", "ANK", "TH1", "TH2", "TH3", "TH4")), "SACR")
+
+
+def rename_markers(markers: Markers, mapping: Mapping[str, str]
+                   ) -> tuple[Markers, dict[str, str]]:
+    """Apply the map's entries whose key is a marker label (to a name of
+    :data:`MARKER_NAMES`); the other entries are returned for the analog channels."""
+    by_fold = {m.casefold(): m for m in markers.xyz}
+    renames, rest = {}, {}
+    for key, target in mapping.items():
+        label = by_fold.get(key.strip().casefold())
+        if label is None:
+            rest[key] = target
+            continue
+        if target.upper() not in MARKER_NAMES:
+            raise SessionInputError(
+                f"mapping {key!r} -> {target!r}: {key!r} is a marker, and marker targets are "
+                f"{', '.join(MARKER_NAMES)} (Plug-in Gait names)")
+        renames[label] = target.upper()
+    if not renames:
+        return markers, rest
+    xyz = {renames.get(m, m): v for m, v in markers.xyz.items() if m not in renames}
+    xyz.update({renames[m]: markers.xyz[m] for m in renames})
+    return dataclasses.replace(markers, xyz=xyz), rest
 
 
 def _found(markers: Markers, lab: LabEvents) -> str:
@@ -328,11 +361,12 @@ def _found(markers: Markers, lab: LabEvents) -> str:
 def _lab_session(emg: EmgData | None, imus: dict[str, ImuData], lab: LabEvents, *,
                  source: str, problems: list[str], metadata: dict[str, Any],
                  units: dict[str, str], advice: str, found: str, markers: Markers,
-                 static: str | Path | None, start_s: float, labels: list[str]
-                 ) -> SessionInput:
+                 static: str | Path | None, start_s: float, labels: list[str],
+                 mapping: Mapping[str, str]) -> SessionInput:
     """A session whose strides come from the file's gait events (no thigh/shank IMU): EMG,
     marker angles, or both. No standing period is needed (no IMU to calibrate)."""
-    static_markers = markers_of(open_c3d(static)) if static else None
+    static_markers = rename_markers(markers_of(open_c3d(static)), mapping)[0] if static \
+        else None
     kinematics, notes = marker_kinematics(markers, static_markers, source=source)
     if emg is None and kinematics is None:
         raise SessionInputError(

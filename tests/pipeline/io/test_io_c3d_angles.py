@@ -115,3 +115,24 @@ def test_without_a_static_trial_or_standing_the_message_says_what_to_give(lab):
 def test_known_marker_sets(names, found):
     pel = pelvis_markers(names)
     assert (pel["asis_l"], pel["asis_r"], len(pel["back"]), thigh_markers(names, "l")) == found
+
+
+def test_map_names_a_labs_own_markers(lab, tmp_path):
+    """A lab's own pelvis names are unknown until mapped to Plug-in Gait names."""
+    run, static, *_ = lab
+    renamed = {}
+    for src, name in ((run, "run.c3d"), (static, "static.c3d")):
+        c = ezc3d.c3d(str(src))
+        labels = [{"L.ASIS": "FrontHipLeft", "R.ASIS": "FrontHipRight"}.get(m, m)
+                  for m in c["parameters"]["POINT"]["LABELS"]["value"]]
+        c["parameters"]["POINT"]["LABELS"]["value"] = tuple(labels)
+        renamed[name] = tmp_path / name
+        c.write(str(renamed[name]))
+    with pytest.raises(SessionInputError, match="pelvis needs left and right ASIS"):
+        read_c3d(renamed["run.c3d"], static=renamed["static.c3d"])
+    mapping = {"FrontHipLeft": "LASI", "FrontHipRight": "RASI"}
+    session = read_c3d(renamed["run.c3d"], static=renamed["static.c3d"], mapping=mapping)
+    assert session.kinematics is not None
+    assert session.kinematics.quality["markers"]["asis_l"] == ["LASI"]
+    with pytest.raises(SessionInputError, match="marker targets are LASI"):
+        read_c3d(renamed["run.c3d"], mapping={"FrontHipLeft": "glute_max_l"})
