@@ -48,6 +48,7 @@ which and what to do).
 examples:
   hipstride analyze --emg run_emg.csv --imu run_imu.csv --out results/
   hipstride analyze --c3d lab.c3d --map delsys.toml --mvc mvc_emg.csv --out results/
+  hipstride analyze --c3d run.c3d --static standing.c3d --emg-unit mV --out results/
 """
 
 

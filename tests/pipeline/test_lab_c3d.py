@@ -55,6 +55,9 @@ def test_gait_trial_end_to_end(tmp_path):
     assert summary["quality"]["gait_method"] == {"l": "markers+force_plate",
                                                  "r": "markers+force_plate"}
     assert not any("emg (missing)" in p for p in summary["quality"]["problems"])
+    # Markers, but no static trial and no standing second: no angles, and the note says why.
+    assert any("no marker angles: no static trial" in p and "--static" in p
+               for p in summary["quality"]["problems"])
 
 
 def test_gait_trial_in_the_files_own_unit_is_refused_with_the_flag_to_use(capsys, tmp_path):
