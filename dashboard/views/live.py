@@ -131,9 +131,12 @@ def numbers() -> None:
                    "and is this the right station name?", icon=":material/sensors_off:")
         return
     st.session_state[SHOWN_KEY] = station
+    # Every run draws the same elements in the same places: a fragment that shifts them
+    # leaves the previous run's panels on the page (stale) until it finishes.
+    notice = st.empty()
     if view.silence:
-        st.warning(md(view.silence[0].upper() + view.silence[1:]),
-                   icon=":material/sensors_off:")
+        notice.warning(md(view.silence[0].upper() + view.silence[1:]),
+                       icon=":material/sensors_off:")
     state = " · ".join(x for x in (
         f"athlete {view.athlete}" if view.athlete else None,
         f"session {view.session}" if view.session else None,
@@ -141,13 +144,13 @@ def numbers() -> None:
     st.caption(md(state))
     phase = view.phase_view
     if phase is not None and phase.running:
-        st.html(live_html.cue_banner(view.cues))
+        banner = live_html.cue_banner(view.cues)
     elif phase is not None:  # calibrating, standing, prone: no running cue ("keep going")
-        st.html(live_html.phase_banner(phase))
-    st.html(live_html.signals_row(view.signals, note=_signals_note(view)))
-    issues = live_html.issues_list(view.issues)
-    if issues:
-        st.html(issues)
+        banner = live_html.phase_banner(phase)
+    else:
+        banner = ""
+    st.html(banner + live_html.signals_row(view.signals, note=_signals_note(view))
+            + live_html.issues_list(view.issues))
     left, right = st.columns(2, gap="large")
     with left:
         st.html(live_html.side_panel(view, "l", now_ns))
