@@ -183,7 +183,8 @@ def analyze_with_events(emg: EmgData | None, imus: dict[str, ImuData],
     summary["quality"] = {
         "normalization": activity.normalization if activity else None,
         "gait_method": {side: ev.method for side, ev in events.items()},
-        "ratio_window": ("peak hip flexion to peak extension (marker angles)"
+        "ratio_window": (None if activity is None else
+                         "peak hip flexion to peak extension (marker angles)"
                          if kinematics is not None else
                          "late swing to toe-off (no hip angles)"),
         "channel_flags": dict(activity.flags) if activity else {},
