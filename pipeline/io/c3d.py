@@ -231,8 +231,15 @@ def read_c3d(
     if emg_idx:
         factors = [_factor(EMG_UNITS_TO_MV, emg_unit or units[i], labels[i], "emg_unit")
                    for i in emg_idx]
-        emg = EmgData(data[:, emg_idx] * np.array(factors), tuple(targets[i] for i in emg_idx),
-                      rate_hz, file_start_s)
+        x = data[:, emg_idx] * np.array(factors)
+        finite = x[np.isfinite(x).all(axis=1)]
+        rectified = len(finite) > 0 and bool((finite >= 0).all()) and bool(finite.any())
+        emg = EmgData(x, tuple(targets[i] for i in emg_idx), rate_hz, file_start_s,
+                      "envelope" if rectified else "raw")
+        if rectified:
+            problems.append("EMG channels are never negative: taken as already rectified "
+                            "(an envelope), so not band-passed or checked against electrode "
+                            "levels; onsets and ratios come from the file's own envelope")
     imus: dict[str, ImuData] = {}
     by_target = {t: i for i, t in targets.items()}
     for segment in IMU_SEGMENTS:
