@@ -189,3 +189,26 @@ def test_emg_only_file_at_1080_hz_with_foot_strike_events(tmp_path):
     assert np.isfinite(glute).sum() >= 15
     assert all(r["glute_ham_ratio"] > 0 for r in rows)
     assert result.summary["quality"]["gait_method"] == {"l": "c3d_events", "r": "c3d_events"}
+
+
+def test_emg_that_is_never_negative_is_taken_as_an_envelope(tmp_path):
+    rate, n = 400.0, 400 * 6
+    rng = np.random.default_rng(5)
+    c = ezc3d.c3d()
+    c["parameters"]["POINT"]["RATE"]["value"] = [100.0]
+    c["parameters"]["POINT"]["LABELS"]["value"] = ("M0",)
+    c["data"]["points"] = np.zeros((4, 1, n // 4))
+    c["parameters"]["ANALOG"]["RATE"]["value"] = [rate]
+    c["parameters"]["ANALOG"]["LABELS"]["value"] = ("L.Med.Hams", "R.Med.Hams")
+    c["parameters"]["ANALOG"]["UNITS"]["value"] = ("uV", "uV")
+    c["data"]["analogs"] = np.abs(rng.normal(0, 0.1, (1, 2, n)))
+    times = np.array([1.0, 2.0, 3.0, 4.0, 1.5, 2.5, 3.5, 4.5])
+    c.add_parameter("EVENT", "USED", [8])
+    c.add_parameter("EVENT", "LABELS", ["Foot Strike"] * 8)
+    c.add_parameter("EVENT", "CONTEXTS", ["Left"] * 4 + ["Right"] * 4)
+    c.add_parameter("EVENT", "TIMES", np.stack([np.zeros(8), times]))
+    path = tmp_path / "env.c3d"
+    c.write(str(path))
+    session = read_c3d(path)
+    assert session.emg.signal == "envelope"
+    assert any("taken as already rectified" in p for p in session.problems)
