@@ -143,18 +143,21 @@ def analyze(emg: EmgData | None, imus: dict[str, ImuData], *,
     ``kinematics`` the file's own angles (markers) if any: :func:`.lab.analyze_with_events`
     analyses them instead of the IMUs.
     """
-    if events:
-        from .lab import analyze_with_events
-
-        return analyze_with_events(emg, imus, dict(events), mvc=mvc, baseline=baseline,
-                                   thresholds=thresholds, kinematics=kinematics,
-                                   progress=progress)
     phe = None
     if prone_s is not None:
         phe = _prone_test(emg, imus, prone_s)
     ends = [t for t in (running_end_s, prone_s[0] if prone_s else None) if t is not None]
     if ends:
         emg, imus = before(emg, imus, min(ends))
+    if events:
+        from .lab import analyze_with_events
+
+        result = analyze_with_events(emg, imus, dict(events), mvc=mvc, baseline=baseline,
+                                     thresholds=thresholds, kinematics=kinematics,
+                                     progress=progress)
+        if phe is not None:
+            result.summary["prone_hip_extension"] = phe
+        return result
     problems: list[str] = []
     if emg is None and not imus:
         raise ValueError("no EMG and no IMU data: nothing to analyse")
