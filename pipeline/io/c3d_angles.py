@@ -13,7 +13,8 @@ its points to the same points standing:
   pelvis (Bell et al. 1990: from mid-ASIS, 19 % of the ASIS distance back, 30 % down, 36 %
   out), so that Plug-in Gait's thigh wand and knee make 3 points.
 
-The lab frame is turned to x forward (ASIS ahead of PSIS), y up (pelvis above feet), z right.
+The lab frame is turned to x forward, y up (pelvis above feet), z right (along the ASIS line
+standing).
 Marker gaps up to :data:`FILL_MAX_S` are filled (linear); longer ones are left out and reported.
 """
 
@@ -29,6 +30,7 @@ from scipy.signal import butter, filtfilt
 from hipstride.pipeline.engine.data import Kinematics
 from hipstride.pipeline.io.c3d_lab import Markers, side_of, vertical_axis
 from hipstride.pipeline.io.rigid import hip_and_tilt, kabsch
+from hipstride.pipeline.io.session import SessionInputError
 
 FILL_MAX_S = 0.2
 CUTOFF_HZ = 15.0
@@ -120,14 +122,25 @@ def marker_kinematics(markers: Markers, static: Markers | None, *, source: str
     """Hip flexion per side and pelvic tilt from markers, or None with the reason."""
     names = list(markers.xyz)
     pel = pelvis_markers(names)
+    problems: list[str] = []
+    crests = {s: [m for m in pel["crest"] if side_of(m) == s] for s in "lr"}
+    front = "ASIS"
+    if not (pel["asis_l"] and pel["asis_r"]) and crests["l"] and crests["r"]:
+        # Iliac crests stand in for the ASIS: the pelvis' orientation is as good (a rigid
+        # fit), but no hip joint centre can be placed from them.
+        pel = dict(pel, asis_l=crests["l"][:1], asis_r=crests["r"][:1],
+                   crest=[m for m in pel["crest"] if m not in (crests["l"][0], crests["r"][0])])
+        front = "iliac crests"
+        problems.append(f"{source}: no ASIS markers: the pelvis is built on the iliac crests; "
+                        "thighs need their own cluster of 3 markers")
     pelvis = pel["asis_l"][:1] + pel["asis_r"][:1] + pel["back"] + pel["crest"]
     missing = [k for k in ("asis_l", "asis_r") if not pel[k]]
     if missing or len(pelvis) < 3 or not pel["back"]:
-        return None, [f"{source}: no marker angles: the pelvis needs left and right ASIS and a "
-                      "PSIS or sacrum marker (found: " + (", ".join(pelvis) or "none") +
-                      "); name them in --map (e.g. 'LeftFrontHip=LASI')"]
+        return None, [f"{source}: no marker angles: the pelvis needs left and right ASIS (or "
+                      "iliac crests) and a PSIS or sacrum marker (found: "
+                      + (", ".join(pelvis) or "none")
+                      + "); name them in --map (e.g. 'LeftFrontHip=LASI')"]
     thighs = {s: thigh_markers(names, s) for s in "lr"}
-    problems: list[str] = []
     rate = markers.rate_hz
     used = pelvis + [m for s in "lr" for m in thighs[s]]
     if static is not None:
@@ -166,7 +179,7 @@ def marker_kinematics(markers: Markers, static: Markers | None, *, source: str
         points = thighs[s]
         extra = [] if len(points) >= 3 else [hjc]  # a cluster is enough on its own
         extra_ref = [] if len(points) >= 3 else [hjc_ref]
-        if len(points) + 1 < 3:
+        if len(points) + (1 if front == "ASIS" else 0) < 3:
             problems.append(f"no {'left' if s == 'l' else 'right'} hip angle from markers: the "
                             "thigh needs a cluster or a thigh and a knee marker (found: "
                             f"{', '.join(points) or 'none'})")
@@ -190,7 +203,7 @@ def marker_kinematics(markers: Markers, static: Markers | None, *, source: str
     kin = Kinematics(rate_hz=rate, start_s=markers.start_s, hip_flexion_deg=hip,
                      pelvic_tilt_deg=tilt, sagittal_deg=sagittal,
                      sagittal_rate_dps={k: np.gradient(v) * rate for k, v in sagittal.items()},
-                     quality={"source": "markers", "zero": zero,
+                     quality={"source": "markers", "zero": zero, "pelvis_front": front,
                               "markers": {k: v for k, v in pel.items() if v} |
                               {f"thigh_{s}": thighs[s] for s in "lr"}})
     return kin, problems
@@ -198,7 +211,8 @@ def marker_kinematics(markers: Markers, static: Markers | None, *, source: str
 
 def _lab_frame(markers: Markers, ref: dict[str, NDArray], pel: dict[str, list[str]]
                ) -> NDArray[np.float64]:
-    """Rows: the lab's forward, up and right unit vectors (lab coordinates)."""
+    """Rows: forward, up and right unit vectors (lab coordinates): up from the feet to the
+    pelvis, right along the left-to-right ASIS (or crest) line standing, forward = up × right."""
     up_axis = vertical_axis(markers)
     up = np.zeros(3)
     up[1 if up_axis is None else up_axis] = 1.0
@@ -207,7 +221,12 @@ def _lab_frame(markers: Markers, ref: dict[str, NDArray], pel: dict[str, list[st
     if feet and np.dot(mid - np.nanmean([np.nanmean(markers.xyz[m], axis=0) for m in feet],
                                         axis=0), up) < 0:
         up = -up
-    fwd = mid - np.mean([ref[m] for m in pel["back"]], axis=0)
-    fwd = fwd - np.dot(fwd, up) * up
-    fwd /= np.linalg.norm(fwd)
-    return np.stack([fwd, up, np.cross(fwd, up)])
+    right = ref[pel["asis_r"][0]] - ref[pel["asis_l"][0]]  # the pelvis' own lateral axis
+    right = right - np.dot(right, up) * up
+    right /= np.linalg.norm(right)
+    fwd = np.cross(up, right)
+    if np.dot(fwd, mid - np.mean([ref[m] for m in pel["back"]], axis=0)) < 0:
+        raise SessionInputError("the left and right pelvis markers look swapped (the right "
+                                "one is on the left of the walking direction): check the "
+                                "labels or --map")
+    return np.stack([fwd, up, right])

@@ -118,7 +118,7 @@ def test_known_marker_sets(names, found):
 
 
 def test_map_names_a_labs_own_markers(lab, tmp_path):
-    """A lab's own pelvis names are unknown until mapped to Plug-in Gait names."""
+    """A lab's own ASIS names are unknown (the iliac crests stand in) until mapped."""
     run, static, *_ = lab
     renamed = {}
     for src, name in ((run, "run.c3d"), (static, "static.c3d")):
@@ -128,11 +128,37 @@ def test_map_names_a_labs_own_markers(lab, tmp_path):
         c["parameters"]["POINT"]["LABELS"]["value"] = tuple(labels)
         renamed[name] = tmp_path / name
         c.write(str(renamed[name]))
-    with pytest.raises(SessionInputError, match="pelvis needs left and right ASIS"):
-        read_c3d(renamed["run.c3d"], static=renamed["static.c3d"])
+    fallback = read_c3d(renamed["run.c3d"], static=renamed["static.c3d"])
+    assert fallback.kinematics.quality["pelvis_front"] == "iliac crests"
     mapping = {"FrontHipLeft": "LASI", "FrontHipRight": "RASI"}
     session = read_c3d(renamed["run.c3d"], static=renamed["static.c3d"], mapping=mapping)
     assert session.kinematics is not None
     assert session.kinematics.quality["markers"]["asis_l"] == ["LASI"]
+    assert session.kinematics.quality["pelvis_front"] == "ASIS"
     with pytest.raises(SessionInputError, match="marker targets are LASI"):
         read_c3d(renamed["run.c3d"], mapping={"FrontHipLeft": "glute_max_l"})
+
+
+def test_iliac_crests_stand_in_for_missing_asis(lab, tmp_path):
+    run, static, hip, tilt, _ = lab
+    paths = {}
+    for src in (run, static):
+        c = ezc3d.c3d(str(src))
+        labels = list(c["parameters"]["POINT"]["LABELS"]["value"])
+        keep = [k for k, m in enumerate(labels) if m not in ("L.ASIS", "R.ASIS")]
+        c["parameters"]["POINT"]["LABELS"]["value"] = tuple(labels[k] for k in keep)
+        c["data"]["points"] = c["data"]["points"][:, keep, :]
+        if "meta_points" in c["data"]:
+            del c["data"]["meta_points"]
+        paths[src.name] = tmp_path / src.name
+        c.write(str(paths[src.name]))
+    session = read_c3d(paths[run.name], static=paths[static.name])
+    kin = session.kinematics
+    assert kin is not None and kin.quality["pelvis_front"] == "iliac crests"
+    assert any("built on the iliac crests" in p for p in session.problems)
+    n = min(len(tilt), kin.n_samples)
+    ok = np.isfinite(kin.pelvic_tilt_deg[:n]) & np.isfinite(kin.hip_flexion_deg["l"][:n])
+    # Fewer pelvis points (soft tissue moves each differently): tilt within 2°, and the hip
+    # (thigh minus pelvis) carries that tilt error.
+    assert np.median(np.abs(kin.pelvic_tilt_deg[:n][ok] - tilt[:n][ok])) < 2.0
+    assert np.median(np.abs(kin.hip_flexion_deg["l"][:n][ok] - hip["l"][:n][ok])) < 2.5
