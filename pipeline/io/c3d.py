@@ -374,7 +374,13 @@ def _lab_session(emg: EmgData | None, imus: dict[str, ImuData], lab: LabEvents, 
     marker angles, or both. No standing period is needed (no IMU to calibrate)."""
     static_markers = rename_markers(markers_of(open_c3d(static)), mapping)[0] if static \
         else None
-    kinematics, notes = marker_kinematics(markers, static_markers, source=source)
+    try:
+        kinematics, notes = marker_kinematics(markers, static_markers, source=source)
+    except (ValueError, np.linalg.LinAlgError) as err:
+        if isinstance(err, SessionInputError):
+            raise SessionInputError(f"{source}: {err}") from None
+        kinematics, notes = None, [f"{source}: no marker angles: numerical failure ({err}); "
+                                   "check the pelvis and thigh markers for long gaps"]
     if emg is None and kinematics is None:
         raise SessionInputError(
             f"{source}: gait events found ({found}) but no EMG channel recognised among the "

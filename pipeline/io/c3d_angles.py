@@ -159,6 +159,10 @@ def marker_kinematics(markers: Markers, static: Markers | None, *, source: str
         i0 = round((window[0] - markers.start_s) * rate)
         ref = {m: np.nanmean(markers.xyz[m][i0:i0 + round(rate)], axis=0) for m in used}
         zero = f"standing {window[0]:.1f}-{window[1]:.1f} s of the trial"
+    unseen = [m for m in used if not np.isfinite(ref[m]).all()]
+    if unseen:
+        return None, [f"{source}: no marker angles: {', '.join(unseen)} not seen in the "
+                      f"{zero}"]
     xyz = {}
     for m in used:
         xyz[m], gaps = _fill(markers.xyz[m], rate)
