@@ -619,11 +619,7 @@ class Pipeline:
             self.sink.started(err)
             return
         except StoreSetupError:
-            try:
-                self.writer.close()
-            finally:
-                self.store.close()
-                self.state.close()
+            self._close_unstarted()
             raise
         if found == "created":
             log.warning("the store had no database %r: created it (create_database = true)",
@@ -660,16 +656,20 @@ class Pipeline:
                 self._shutdown()
         return self.exit_code
 
+    def _close_unstarted(self) -> None:
+        """Release the writer, store and state DB of a pipeline that will not run."""
+        try:
+            self.writer.close()
+        finally:
+            self.store.close()
+            self.state.close()
+
     def _ensure_partition_free(self) -> None:
         """Refuse to start while another live process runs this partition (claim.py)."""
         try:
             ensure_free(self.config)
         except BaseException:
-            try:
-                self.writer.close()
-            finally:
-                self.store.close()
-                self.state.close()
+            self._close_unstarted()
             raise
 
     def _claim_tick(self) -> None:

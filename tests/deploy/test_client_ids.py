@@ -15,13 +15,11 @@ store) and real ``hipstride edge`` agents (simulator):
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -31,7 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hipstride import topics
 from tests.support.deploy import ComposeMosquitto, make_site, station_password
 from tests.support.mosquitto import free_port
-from tests.support.pipeline import clean_env, stop_process, wait_until
+from tests.support.pipeline import clean_env, scrape_metrics, stop_process, wait_until
 
 STATIONS = ("tm-a", "tm-b")
 STREAMS = ("emg", "imu_pelvis", "imu_thigh_l", "imu_thigh_r", "imu_shank_l", "imu_shank_r")
@@ -95,18 +93,11 @@ def site(tmp_path):
     s.close()
 
 
-def metrics(port: int) -> dict[str, float]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            text = r.read().decode()
-    except OSError:
-        return {}
-    return {n: float(v) for n, v in re.findall(r"^(\S+) (\S+)$", text, re.M)}
 
 
 def wait_subscribed(site: Site, proc: subprocess.Popen, name: str, port: int) -> None:
     wait_until(lambda: proc.poll() is not None
-               or metrics(port).get("hipstride_pipeline_mqtt_subscribed") == 1, 45,
+               or scrape_metrics(port).get("hipstride_pipeline_mqtt_subscribed") == 1, 45,
                f"{name} to subscribe")
     assert proc.poll() is None, site.log(name)
 
@@ -210,7 +201,7 @@ def test_a_station_cannot_take_over_any_session_and_no_frame_is_lost(site):
     received = {topic for a in attackers for topic in a.received}
     assert received <= {topics.control("tm-a"), topics.stored("tm-a")}, received
     assert DISCONNECT not in site.log("pipeline"), site.log("pipeline")[-3000:]
-    assert metrics(port)["hipstride_pipeline_mqtt_connected"] == 1
+    assert scrape_metrics(port)["hipstride_pipeline_mqtt_connected"] == 1
     assert DISCONNECT not in site.log("edge-tm-b"), site.log("edge-tm-b")[-3000:]
     own = site.log("edge-tm-a")  # tm-a's agent was taken over by its own credentials:
     assert DISCONNECT in own and "connection lost" in own and "reconnected to" in own, own
@@ -233,7 +224,7 @@ def test_a_second_pipeline_for_the_same_partition_refuses_to_start(site):
     wait_until(lambda: complete(site.db, "tm-a", duration), 60, "every sample of tm-a")
     assert_every_frame_once(site.db, "tm-a", duration)
     assert DISCONNECT not in site.log("pipeline"), site.log("pipeline")[-3000:]
-    assert metrics(port).get("hipstride_pipeline_partition_conflicts_total", 0) == 0
+    assert scrape_metrics(port).get("hipstride_pipeline_partition_conflicts_total", 0) == 0
 
 
 @pytest.mark.slow

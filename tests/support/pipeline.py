@@ -46,6 +46,16 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+
+def scrape_metrics(port: int) -> dict[str, float]:
+    """A pipeline's /metrics as {name with labels: value}; {} while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    return {name: float(value) for name, value in re.findall(r"^(\S+) (\S+)$", text, re.M)}
+
 class PipelineProcess:
     """The pipeline as a subprocess, restartable on the same state directory."""
 
@@ -77,13 +87,7 @@ class PipelineProcess:
     def metrics(self) -> dict[str, float]:
         if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"pipeline exited ({self.proc.returncode}):\n{self.log()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics",
-                                        timeout=2) as r:
-                text = r.read().decode()
-        except OSError:
-            return {}
-        return {name: float(value) for name, value in re.findall(r"^(\S+) (\S+)$", text, re.M)}
+        return scrape_metrics(self.port)
 
     def metric(self, name: str) -> float | None:
         return self.metrics().get(name)

@@ -26,7 +26,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -44,7 +43,7 @@ from tests.support.deploy import (
     volume_map,
 )
 from tests.support.mosquitto import free_port
-from tests.support.pipeline import clean_env, stop_process, wait_until
+from tests.support.pipeline import clean_env, scrape_metrics, stop_process, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -72,13 +71,6 @@ def rss_kb(pid: int) -> int:
     return int(re.search(r"^VmRSS:\s+(\d+) kB", text, re.M).group(1))
 
 
-def metrics(port: int) -> dict[str, float]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            text = r.read().decode()
-    except OSError:
-        return {}
-    return {name: float(v) for name, v in re.findall(r"^(\S+) (\S+)$", text, re.M)}
 
 
 class Hostile(threading.Thread):
@@ -159,7 +151,7 @@ def test_a_hostile_station_cannot_stop_flood_or_starve_the_pipeline(tmp_path):
     peak_kb = 0
     try:
         wait_until(lambda: pipeline.poll() is not None or
-                   metrics(metrics_port).get("hipstride_pipeline_mqtt_subscribed") == 1, 60,
+                   scrape_metrics(metrics_port).get("hipstride_pipeline_mqtt_subscribed") == 1, 60,
                    "the pipeline to subscribe")
         assert pipeline.poll() is None, log_path.read_text()[-3000:]
         edge_config = tmp_path / "edge.toml"
@@ -201,7 +193,7 @@ def test_a_hostile_station_cannot_stop_flood_or_starve_the_pipeline(tmp_path):
             assert frames == distinct == high - low + 1 and low == 0, (stream, frames,
                                                                        distinct, low, high)
         assert peak_kb < RSS_LIMIT_KB, f"pipeline RSS reached {peak_kb / 1024:.0f} MB"
-        m = metrics(metrics_port)
+        m = scrape_metrics(metrics_port)
         rejected = {k: v for k, v in m.items() if k.startswith(
             "hipstride_pipeline_rejected_total")}
         for reason in ("seq_range", "time_window", "bad_description", "too_many_streams",
