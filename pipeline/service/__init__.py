@@ -24,7 +24,14 @@ is down (replayed in order when it is back); duplicates are recognised by
 (station, stream, epoch, seq), also across restarts (state in --state-dir).
 
 Several processes split the stations with --partition I/N (0 <= I < N), each started with
-the same N: every station belongs to exactly one of them, by a stable hash of its id.
+the same N: every station belongs to exactly one of them, by a stable hash of its id. One
+process per partition: a second one for a partition that a live process holds exits 2.
+The pipeline confirms what is stored (hipstride/v1/<station>/stored); an agent drops a frame
+from its spool only then, so nothing depends on the broker's memory.
+
+What stations send is checked against bounds ([limits] in the TOML file, docs/protocol.md
+"Bounds and rejections"); a rejected or failing message is counted by reason on /metrics and
+the station's ingest topic, acknowledged, and never stops another station.
 
 The store's database: at start a missing InfluxDB 1.x database is created when the account
 may (an admin; --no-create-database or [store] create_database = false turns that off);
@@ -43,8 +50,9 @@ to create it), 3 broker rejected the credentials, 4 broker unreachable.
 
 examples:
   hipstride pipeline --broker mqtt://pipeline@localhost:1883 --store sqlite:///hipstride.db
-  hipstride pipeline --broker mqtts://pipeline@broker:8883 \\
+  hipstride pipeline --broker mqtt://pipeline@broker:1884 \\
       --store influx://hipstride@db:8086/hipstride --partition 0/2 --metrics-port 9464
+  (1884: the deployment's services listener, which station passwords cannot use)
 """
 
 
