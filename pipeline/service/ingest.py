@@ -52,7 +52,7 @@ REASONS = (
     "rate",              # sample rate differs from the description's
     "bad_description",   # a stream description that does not follow the contract
     "bad_topic",         # a topic outside the v1 layout (counted under station "_invalid")
-    "seq_range",         # seq not below 2**63 (the stores' signed 64-bit integers)
+    "seq_range",         # seq not below 2**63 - 1 (the stores' signed 64-bit integers)
     "time_window",       # t0 outside [clock - limits.max_past_s, clock + limits.max_future_s]
     "too_many_streams",  # a description beyond limits.max_streams for the station
     "too_many_stations", # a station beyond limits.max_stations (counted under "_overflow")

@@ -16,8 +16,9 @@ from hipstride.frames import Frame
 
 __all__ = ["MAX_SEQ", "IngestLimits", "LimitExceeded", "check_frame"]
 
-#: Sequence numbers must be below this: SQLite's INTEGER (and InfluxDB's) is signed 64-bit.
-MAX_SEQ = 2**63
+#: Sequence numbers must be below this: SQLite's INTEGER (and InfluxDB's) is signed 64-bit,
+#: and the dedup index keeps the end of a run as ``seq + 1``.
+MAX_SEQ = 2**63 - 1
 
 
 class LimitExceeded(Exception):
@@ -75,7 +76,7 @@ def check_frame(frame: Frame, now_ns: int, limits: IngestLimits) -> None:
     """Raise :class:`LimitExceeded` for a decoded frame outside the pipeline's bounds."""
     if frame.seq >= MAX_SEQ:
         raise LimitExceeded("seq_range", f"stream {frame.stream!r} frame seq {frame.seq} is "
-                            f"not below 2**63 (the stores' signed 64-bit integers): count "
+                            f"not below 2**63 - 1 (the stores' signed 64-bit integers): count "
                             "frames from 0 per epoch")
     past_ns = round(limits.max_past_s * 1e9)
     future_ns = round(limits.max_future_s * 1e9)

@@ -226,3 +226,16 @@ def test_description_churn_and_epoch_floods_stay_bounded(tmp_path):
             assert db.execute("SELECT COUNT(*) FROM frames").fetchone()[0] == 10
     finally:
         h.close()
+
+
+def test_the_largest_sequence_numbers_are_refused_before_the_dedup_index_overflows(harness,
+                                                                                  tmp_path):
+    """The dedup index keeps a run's end as ``seq + 1`` in a signed 64-bit column: the largest
+    seq it can hold is 2**63 - 2 (found by the property test)."""
+    base = now_ns()
+    harness.send("hipstride/v1/big/streams/emg", EMG.to_json())
+    for i, seq in enumerate((2**63 - 2, 2**63 - 1, 2**63, 2**64 - 1)):
+        harness.send("hipstride/v1/big/frames/emg", emg_frame(seq, base + i * 50_000_000))
+    harness.flush()
+    assert stored_seqs(tmp_path, "big") == [2**63 - 2]
+    assert harness.rejected("big") == {"seq_range": 3}
