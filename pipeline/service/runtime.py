@@ -774,8 +774,7 @@ class Pipeline:
 
     def _reject(self, station: str, reason: str, message: str, msg: _Message) -> None:
         first = (station, reason) not in self.rejected
-        self.rejected.add(station, reason)
-        self.metrics.inc("rejected_total", (station, reason))
+        self._count_rejected(station, reason)
         self.confirm.refused(station, reason, msg.topic, msg.payload)
         self.say(logging.WARNING, f"reject:{station}:{reason}", "station %s: rejected (%s) on "
                  "%s: %s", station, reason, msg.topic, message)
@@ -789,6 +788,10 @@ class Pipeline:
             else:
                 self._ingest_due.setdefault(
                     station, info.get("published", -math.inf) + INGEST_INTERVAL_S)
+
+    def _count_rejected(self, station: str, reason: str) -> None:
+        self.rejected.add(station, reason)
+        self.metrics.inc("rejected_total", (station, reason))
 
     def _publish_ingest(self, station: str) -> None:
         """The retained ``…/ingest`` summary (docs/protocol.md, "Ingest health")."""
@@ -904,8 +907,7 @@ class Pipeline:
         pending = any(m is msg for m in self._batch.acks) or (
             self._writing is not None and any(m is msg for m in self._writing.acks))
         if pending:  # acknowledged with its batch; a second PUBACK could hit a reused id
-            self.rejected.add(station, "quarantined")
-            self.metrics.inc("rejected_total", (station, "quarantined"))
+            self._count_rejected(station, "quarantined")
         else:
             self._reject(station, "quarantined", f"handling it failed ({type(err).__name__}: "
                          f"{err}); kept in {self.state.path} (table quarantine) with the "
@@ -1244,8 +1246,7 @@ class Pipeline:
             self._publish_live(name)
         except Exception as err:
             self.metrics.inc("quarantined_total", (name,))
-            self.rejected.add(name, "quarantined")
-            self.metrics.inc("rejected_total", (name, "quarantined"))
+            self._count_rejected(name, "quarantined")
             log.error("station %s: its engine output failed (%s: %s); the station starts "
                       "afresh, other stations are not affected", name, type(err).__name__,
                       err, exc_info=err)
