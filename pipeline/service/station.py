@@ -52,6 +52,7 @@ from hipstride.pipeline.store.base import (
 from hipstride.recording import MAGIC, RECORD, RecordingWriter
 from hipstride.streams import EMG_STREAM, IMU_CHANNELS, IMU_SEGMENTS, StreamDescription
 
+from .limits import IngestLimits
 from .phases import PRONE_PAD_S, RING_S, PhaseJob, SampleRing
 from .sessions import UNASSIGNED, Timeline
 
@@ -69,7 +70,9 @@ RESUME_WITHIN_S = 300.0
 #: A stream whose frame starts more than this after the end of its previous frame (ns) has
 #: jumped in time (e.g. a Pi's clock corrected by hours): the engine restarts at the frame
 #: rather than fill the gap with samples (memory would grow with the jump).
-MAX_JUMP_NS = 30 * 10**9  # backwards too: the engine would drop samples until time caught up
+#: Backwards too: the engine would drop samples until time caught up. The default of
+#: ``[limits] max_jump_s``.
+MAX_JUMP_NS = round(IngestLimits.max_jump_s * 1e9)
 #: Engine inputs beyond these are kept and stored but not analysed (the engine's filters and
 #: buffers are sized for EMG of a few channels at ~2 kHz and IMUs at ~200 Hz).
 ENGINE_EMG_MAX_CHANNELS = 16
